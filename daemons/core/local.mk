@@ -1,0 +1,1 @@
+# daemons/core: see top-level Makefile.am

@@ -1,0 +1,1 @@
+# daemons: see top-level Makefile.am

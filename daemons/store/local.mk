@@ -1,0 +1,1 @@
+# daemons/store: see top-level Makefile.am

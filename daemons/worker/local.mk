@@ -1,0 +1,1 @@
+# daemons/worker: see top-level Makefile.am

@@ -1,0 +1,1 @@
+# supervisor: see top-level Makefile.am

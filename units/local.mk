@@ -1,0 +1,1 @@
+# units: see top-level Makefile.am

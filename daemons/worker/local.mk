@@ -1,1 +1,16 @@
-# daemons/worker: see top-level Makefile.am
+# daemons/worker: the protocol worker. So far its transport-free STOMP engine
+# (frame codec + session state machine), a libc-only library linked by the
+# worker daemon and by its unit tests alike.
+noinst_LIBRARIES += daemons/worker/libhamqstomp.a
+daemons_worker_libhamqstomp_a_SOURCES = \
+	daemons/worker/stomp_codec.c daemons/worker/stomp_codec.h \
+	daemons/worker/stomp_session.c daemons/worker/stomp_session.h
+HAMQ_STOMP_LIBS = daemons/worker/libhamqstomp.a
+EXTRA_DIST += daemons/worker/README.md
+
+STOMP_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir)/daemons/worker
+STOMP_TESTS = tests/worker/test_stomp_codec
+check_PROGRAMS += $(STOMP_TESTS)
+TESTS += $(STOMP_TESTS)
+tests_worker_test_stomp_codec_CFLAGS = $(STOMP_TEST_CFLAGS)
+tests_worker_test_stomp_codec_LDADD = $(HAMQ_STOMP_LIBS) $(CMOCKA_LIBS)

@@ -11,4 +11,10 @@ tests_shm_test_ring_LDADD = $(HAMQ_SHM_LIBS) $(CMOCKA_LIBS)
 tests_shm_test_segment_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_shm_test_segment_LDADD = $(HAMQ_SHM_LIBS) $(CMOCKA_LIBS)
 
-TESTS += tests/shm/test_ring tests/shm/test_segment
+# Multi-process scenarios: one C driver, one .sh wrapper per scenario.
+check_PROGRAMS += tests/shm/ring_mp
+tests_shm_ring_mp_LDADD = $(HAMQ_SHM_LIBS)
+SHM_MP_TESTS = tests/shm/ring_stream.sh tests/shm/ring_park.sh tests/shm/ring_kill.sh \
+	tests/shm/ring_bell.sh tests/shm/ring_stress.sh
+TESTS += tests/shm/test_ring tests/shm/test_segment $(SHM_MP_TESTS)
+EXTRA_DIST += $(SHM_MP_TESTS)

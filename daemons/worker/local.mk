@@ -9,8 +9,13 @@ HAMQ_STOMP_LIBS = daemons/worker/libhamqstomp.a
 EXTRA_DIST += daemons/worker/README.md
 
 STOMP_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir)/daemons/worker
-STOMP_TESTS = tests/worker/test_stomp_codec
+STOMP_TESTS = tests/worker/test_stomp_codec tests/worker/test_stomp_session \
+	tests/worker/test_stomp_fuzz
 check_PROGRAMS += $(STOMP_TESTS)
 TESTS += $(STOMP_TESTS)
 tests_worker_test_stomp_codec_CFLAGS = $(STOMP_TEST_CFLAGS)
 tests_worker_test_stomp_codec_LDADD = $(HAMQ_STOMP_LIBS) $(CMOCKA_LIBS)
+tests_worker_test_stomp_session_CFLAGS = $(STOMP_TEST_CFLAGS)
+tests_worker_test_stomp_session_LDADD = $(HAMQ_STOMP_LIBS) $(CMOCKA_LIBS)
+tests_worker_test_stomp_fuzz_CFLAGS = $(STOMP_TEST_CFLAGS)
+tests_worker_test_stomp_fuzz_LDADD = $(HAMQ_STOMP_LIBS) $(CMOCKA_LIBS)

@@ -1,1 +1,31 @@
-# supervisor: see top-level Makefile.am
+# supervisor/: hamq-supervisor building blocks (libhamqsup.a) — heartbeats
+# (ZeroMQ + CURVE), virtual IP (libnl + gratuitous ARP), link watch, child
+# supervision (pidfd), control socket protocol. See supervisor/README.md.
+noinst_LIBRARIES += supervisor/libhamqsup.a
+supervisor_libhamqsup_a_SOURCES = \
+	supervisor/sup_hb.c supervisor/sup_hb.h supervisor/sup_keys.c \
+	supervisor/sup_vip.c supervisor/sup_vip.h \
+	supervisor/sup_link.c supervisor/sup_link.h \
+	supervisor/sup_child.c supervisor/sup_child.h \
+	supervisor/sup_ctl_proto.c supervisor/sup_ctl_proto.h \
+	include/hamq/exitcodes.h
+supervisor_libhamqsup_a_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)
+supervisor_libhamqsup_a_CFLAGS = $(AM_CFLAGS) $(ZMQ_CFLAGS) $(NL_CFLAGS)
+HAMQ_SUP_LIBS = supervisor/libhamqsup.a $(HAMQ_COMMON_LIBS) $(ZMQ_LIBS) $(NL_LIBS)
+EXTRA_DIST += supervisor/README.md
+
+# Unit tests (cmocka, TAP), one module each.
+HAMQ_SUP_TEST_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)
+HAMQ_SUP_TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(ZMQ_CFLAGS) $(NL_CFLAGS)
+check_PROGRAMS += tests/ha/test_sup_hb tests/ha/test_sup_child tests/ha/test_sup_ctl
+TESTS += tests/ha/test_sup_hb tests/ha/test_sup_child tests/ha/test_sup_ctl
+tests_ha_test_sup_hb_CPPFLAGS = $(HAMQ_SUP_TEST_CPPFLAGS)
+tests_ha_test_sup_hb_CFLAGS = $(HAMQ_SUP_TEST_CFLAGS)
+tests_ha_test_sup_hb_LDADD = $(HAMQ_SUP_LIBS) $(CMOCKA_LIBS)
+tests_ha_test_sup_child_CPPFLAGS = $(HAMQ_SUP_TEST_CPPFLAGS)
+tests_ha_test_sup_child_CFLAGS = $(HAMQ_SUP_TEST_CFLAGS)
+tests_ha_test_sup_child_LDADD = $(HAMQ_SUP_LIBS) $(CMOCKA_LIBS)
+tests_ha_test_sup_ctl_CPPFLAGS = $(HAMQ_SUP_TEST_CPPFLAGS)
+tests_ha_test_sup_ctl_CFLAGS = $(HAMQ_SUP_TEST_CFLAGS)
+tests_ha_test_sup_ctl_LDADD = $(HAMQ_SUP_LIBS) $(CMOCKA_LIBS)
+

@@ -499,18 +499,18 @@ static int on_subscribe(struct stomp_session *s, const struct stomp_frame *f)
     if (s->nsubs >= s->cfg.max_subscriptions)
         return violation(s, f, "too many subscriptions (max_subscriptions=%zu)",
                          s->cfg.max_subscriptions);
-    char *id = strdup(si.id);
-    if (!id || grow((void **)&s->subs, &s->subs_cap, s->nsubs, sizeof(*s->subs)) < 0) {
-        free(id);
+    if (grow((void **)&s->subs, &s->subs_cap, s->nsubs, sizeof(*s->subs)) < 0)
         return violation(s, f, "out of memory");
-    }
     int r = CALL(s, on_subscribe, &si);
-    if (r < 0 && r != -EAGAIN)
-        free(id);
-    else if (r != -EAGAIN)
-        s->subs[s->nsubs++] = (struct sess_sub){id, si.ack, s->next_serial++};
-    else
-        free(id);
+    if (r >= 0) {
+        struct sess_sub *sub = &s->subs[s->nsubs];
+        sub->id = strdup(si.id);
+        if (!sub->id)
+            return violation(s, f, "out of memory");
+        sub->ack = si.ack;
+        sub->serial = s->next_serial++;
+        s->nsubs++;
+    }
     return finish(s, f, r);
 }
 
@@ -577,7 +577,7 @@ static void remove_acked(struct stomp_session *s, size_t idx, bool cumulative)
     uint64_t serial = s->pend[idx].sub_serial;
     size_t o = 0;
     for (size_t i = 0; i < s->npend; i++) {
-        bool covered = s->pend[i].sub_serial == serial && i <= idx && (cumulative || i == idx);
+        bool covered = i <= idx && (cumulative || i == idx) && s->pend[i].sub_serial == serial;
         if (covered)
             free(s->pend[i].message_id);
         else

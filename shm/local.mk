@@ -17,4 +17,8 @@ tests_shm_ring_mp_LDADD = $(HAMQ_SHM_LIBS)
 SHM_MP_TESTS = tests/shm/ring_stream.sh tests/shm/ring_park.sh tests/shm/ring_kill.sh \
 	tests/shm/ring_bell.sh tests/shm/ring_stress.sh
 TESTS += tests/shm/test_ring tests/shm/test_segment $(SHM_MP_TESTS)
-EXTRA_DIST += $(SHM_MP_TESTS)
+EXTRA_DIST += $(SHM_MP_TESTS) shm/README.md
+
+# Benchmark (prints figures; not a test).
+noinst_PROGRAMS += tests/bench/ring_bench
+tests_bench_ring_bench_LDADD = $(HAMQ_SHM_LIBS)

@@ -273,6 +273,10 @@ static enum ring_outcome writer_room(struct ring *r, uint64_t need)
 {
     if (r->pos + need - r->cached_peer <= r->capacity)
         return RING_OK;
+    if (is_broken(r))
+        return RING_BROKEN;
+    if (word_load_relaxed(&r->sh->closed) & RING_CLOSED_READER)
+        return RING_PEER_GONE;
     uint64_t rp = pos_load_acquire(&r->sh->read_pos);
     if (rp > r->pos || r->pos - rp > r->capacity || (rp & (RING_ALIGN - 1)))
         return mark_broken(r);
@@ -284,12 +288,10 @@ static enum ring_outcome writer_room(struct ring *r, uint64_t need)
 
 enum ring_outcome ring_claim(struct ring *r, uint32_t type, uint32_t length, void **payload)
 {
-    if (!r->sh || is_broken(r))
+    if (r->broken || !r->sh)
         return RING_BROKEN;
     if (length > r->max_record || type == RING_TYPE_PAD)
         return RING_TOO_BIG;
-    if (word_load_relaxed(&r->sh->closed) & RING_CLOSED_READER)
-        return RING_PEER_GONE;
     uint64_t rec = rec_size(length);
     uint64_t pos = r->pos;
     enum ring_outcome o = writer_room(r, claim_need(r, pos, rec));
@@ -339,6 +341,8 @@ enum ring_outcome ring_publish(struct ring *r)
 {
     if (!r->sh || is_broken(r))
         return RING_BROKEN;
+    if (word_load_relaxed(&r->sh->closed) & RING_CLOSED_READER)
+        return RING_PEER_GONE;
     if (r->pos == r->released)
         return RING_OK;
     pos_store_release(&r->sh->write_pos, r->pos);
@@ -378,10 +382,12 @@ static enum ring_outcome reader_empty(struct ring *r)
 
 enum ring_outcome ring_read(struct ring *r, struct ring_record *rec)
 {
-    if (!r->sh || is_broken(r))
+    if (r->broken || !r->sh)
         return RING_BROKEN;
     for (;;) {
         if (r->pos == r->cached_peer) {
+            if (is_broken(r))
+                return RING_BROKEN;
             enum ring_outcome o = reader_refresh(r);
             if (o == RING_WOULD_BLOCK)
                 return reader_empty(r);

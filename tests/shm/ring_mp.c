@@ -268,7 +268,7 @@ static int mode_stream(uint64_t n)
         struct ring tx, rx;
         uint64_t fulls = 0;
         worker_attach(&w, 0, &tx, &rx);
-        rnd_state = 1;
+        rnd_state = seed ^ 1;
         produce(&tx, n, max, &fulls, false);
         printf("producer: %" PRIu64 " records, ring full %" PRIu64 " times, %" PRIu64
                " parks\n",
@@ -379,7 +379,7 @@ static int mode_kill(uint64_t rounds)
             struct ring tx, rx;
             uint64_t fulls = 0;
             worker_attach(&w, 0, &tx, &rx);
-            rnd_state = k + 1;
+            rnd_state = seed ^ (k + 1);
             produce(&tx, 0, 4096, &fulls, true);
             _exit(0);
         }
@@ -442,7 +442,7 @@ static void bell_worker(uint32_t slot, uint64_t n)
         fail("bells");
     ring_set_bell(&tx, core);
     epoll_add(ep, mine, 1);
-    rnd_state = slot + 77;
+    rnd_state = seed ^ (slot + 77);
     uint64_t sent = 0, acked = 0;
     while (acked < n) {
         uint32_t window = 1 + rnd(16);
@@ -591,7 +591,7 @@ static void stress_echo(uint64_t n)
     struct ring tx, rx;
     struct ring_record r;
     worker_attach(&w, 0, &tx, &rx);
-    rnd_state = 99;
+    rnd_state = seed ^ 99;
     uint64_t seen = 0;
     while (seen < n) {
         ring_set_spin(&rx, rnd(3) == 0 ? 0 : rnd(2000));
@@ -637,7 +637,7 @@ static int mode_stress(uint64_t n)
     if (child == 0)
         stress_echo(n);
     watch(&s, 0, child, &rx);
-    rnd_state = 7;
+    rnd_state = seed ^ 7;
     uint32_t max = ring_max_record(&tx);
     uint64_t sent = 0, back = 0, parks = 0, loops = 0;
     while (back < n) {
@@ -690,7 +690,9 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "";
     int64_t limit = (int64_t)arg_or_env(0, argv, "HAMQ_RING_TIME_LIMIT", 240);
     deadline = shm_now_ns() + limit * SEC;
-    seed = (uint64_t)time(NULL);
+    const char *fixed = getenv("HAMQ_RING_SEED"); /* to replay a failing run */
+    seed = fixed ? strtoull(fixed, NULL, 10) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
+    rnd_state = seed;
     printf("%s: seed %" PRIu64 "\n", mode, seed);
     if (strcmp(mode, "stream") == 0)
         return mode_stream(arg_or_env(argc, argv, "HAMQ_RING_RECORDS", 10000000));

@@ -116,8 +116,8 @@ int stomp_buf_append(struct stomp_buf *b, const void *data, size_t len)
 int stomp_parser_init(struct stomp_parser *p, const struct stomp_limits *lim)
 {
     memset(p, 0, sizeof(*p));
-    if (!lim || !lim->max_headers || !lim->max_header_line || !lim->max_body ||
-        !lim->max_frame || lim->max_frame >= SIZE_MAX / 2)
+    if (!lim || !lim->max_headers || !lim->max_header_line || !lim->max_body || !lim->max_frame ||
+        lim->max_frame >= SIZE_MAX / 2)
         return -EINVAL;
     p->lim = *lim;
     p->version = STOMP_V10;
@@ -430,8 +430,17 @@ static int step(struct stomp_parser *p, const uint8_t *b, size_t n, size_t *used
     }
 }
 
+/* Above this, a frame's buffer is released after the frame: one 100 MiB message
+ * must not pin 100 MiB per connection for the connection's lifetime. */
+#define PARSER_KEEP_CAP (256u * 1024)
+
 static void reset_frame(struct stomp_parser *p)
 {
+    if (p->cap > PARSER_KEEP_CAP) {
+        free(p->buf);
+        p->buf = NULL;
+        p->cap = 0;
+    }
     p->len = 0;
     p->nhdrs = 0;
     p->cmd = STOMP_CMD_NONE;

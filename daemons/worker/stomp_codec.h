@@ -123,7 +123,7 @@ struct stomp_parser {
     size_t line_start; /* offset in buf of the line being read */
     struct stomp_hdr_off {
         size_t start, colon, end; /* offsets of the raw line in buf */
-    } *offs;
+    } * offs;
     struct stomp_header *hdrs;
     size_t nhdrs, hdrs_cap;
     enum stomp_command cmd;
@@ -181,7 +181,6 @@ int stomp_buf_append(struct stomp_buf *b, const void *data, size_t len);
  * no escaping exists) — out is then unchanged — or -ENOMEM.
  */
 int stomp_serialize(struct stomp_buf *out, enum stomp_version v, enum stomp_command cmd,
-                    const struct stomp_header *hdrs, size_t n, const void *body,
-                    size_t body_len);
+                    const struct stomp_header *hdrs, size_t n, const void *body, size_t body_len);
 
 #endif

@@ -50,7 +50,7 @@ struct stomp_session {
     uint64_t *toks;
     size_t toks_cap;
     uint64_t rx_bytes, tx_bytes, seen_rx, seen_tx;
-    uint64_t last_rx_ms, last_tx_ms, last_tick_ms;
+    uint64_t last_rx_ms, last_tx_ms, last_tick_ms, first_tick_ms;
     bool clock_started;
 };
 
@@ -67,6 +67,7 @@ void stomp_session_config_defaults(struct stomp_session_config *cfg)
     cfg->hb_recv_ms = 10000;
     cfg->max_subscriptions = 1000;
     cfg->max_transactions = 100;
+    cfg->connect_timeout_ms = 30000;
     cfg->default_window_client = 10240;
     cfg->default_window_auto = -1;
 }
@@ -147,9 +148,8 @@ static int queue_error(struct stomp_session *s, const char *message, const char 
 }
 
 /* A protocol violation by the client: ERROR, close, -EPROTO. */
-__attribute__((format(printf, 3, 4))) static int violation(struct stomp_session *s,
-                                                           const struct stomp_frame *f,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int
+violation(struct stomp_session *s, const struct stomp_frame *f, const char *fmt, ...)
 {
     char msg[STOMP_ERRMSG_MAX];
     va_list ap;
@@ -331,8 +331,7 @@ static int send_connected(struct stomp_session *s, bool versioned)
 static int refuse_version(struct stomp_session *s)
 {
     struct stomp_header h[3] = {hdr("message", "no supported protocol version"),
-                                hdr("version", "1.0,1.1,1.2"),
-                                hdr("content-type", "text/plain")};
+                                hdr("version", "1.0,1.1,1.2"), hdr("content-type", "text/plain")};
     const char *body = "Supported protocol versions are 1.0 1.1 1.2";
     s->closing = true;
     queue_frame(s, STOMP_CMD_ERROR, h, 3, body, strlen(body));
@@ -394,7 +393,7 @@ static int check_tx(struct stomp_session *s, const struct stomp_frame *f, const 
     return 0;
 }
 
-#define CALL(s, fn, ...)                                                                          \
+#define CALL(s, fn, ...)                                                                           \
     ((s)->cfg.ops && (s)->cfg.ops->fn ? (s)->cfg.ops->fn((s)->cfg.ctx, __VA_ARGS__) : 0)
 
 /* ---- SEND ------------------------------------------------------------- */
@@ -477,12 +476,11 @@ static int fill_subscribe(struct stomp_session *s, const struct stomp_frame *f,
     if (!si->id)
         si->id = si->destination; /* 1.0: the destination names the subscription */
     if (stomp_dest_parse(si->destination, stomp_frame_get(f, "subscription-type"), &si->dest) < 0)
-        return violation(s, f, "invalid destination '%.64s' or subscription-type",
-                         si->destination);
+        return violation(s, f, "invalid destination '%.64s' or subscription-type", si->destination);
     if (parse_ack_mode(stomp_frame_get(f, "ack"), &si->ack) < 0)
         return violation(s, f, "invalid ack mode '%.32s'", stomp_frame_get(f, "ack"));
-    si->window = si->ack == STOMP_ACK_AUTO ? s->cfg.default_window_auto
-                                           : s->cfg.default_window_client;
+    si->window =
+        si->ack == STOMP_ACK_AUTO ? s->cfg.default_window_auto : s->cfg.default_window_client;
     if (parse_window(first_of(f, "consumer-window-size", "activemq.prefetchSize", NULL),
                      &si->window) < 0)
         return violation(s, f, "invalid consumer-window-size (an integer >= -1)");
@@ -590,7 +588,8 @@ static int on_ack(struct stomp_session *s, const struct stomp_frame *f)
 {
     const char *cmd = stomp_command_name(f->cmd);
     const char *mid = ack_id(s, f), *subid = stomp_frame_get(f, "subscription");
-    struct stomp_ack_info ai = {.nack = f->cmd == STOMP_CMD_NACK, .message_id = mid,
+    struct stomp_ack_info ai = {.nack = f->cmd == STOMP_CMD_NACK,
+                                .message_id = mid,
                                 .receipt = stomp_frame_get(f, "receipt")};
     if (f->cmd == STOMP_CMD_NACK && s->version == STOMP_V10)
         return violation(s, f, "NACK requires STOMP 1.1 or later");
@@ -754,6 +753,8 @@ bool stomp_session_stalled(const struct stomp_session *s)
 
 /* ---- output side ------------------------------------------------------ */
 
+#define OUT_KEEP_CAP (256u * 1024)
+
 void stomp_session_output(const struct stomp_session *s, const uint8_t **ptr, size_t *len)
 {
     *ptr = s->out.data ? s->out.data + s->out_head : NULL;
@@ -766,6 +767,8 @@ void stomp_session_consumed_output(struct stomp_session *s, size_t n)
     s->out_head += n < avail ? n : avail;
     if (s->out_head == s->out.len) {
         s->out_head = s->out.len = 0;
+        if (s->out.cap > OUT_KEEP_CAP) /* a big MESSAGE went out: give the memory back */
+            stomp_buf_free(&s->out);
     } else if (s->out_head > s->out.cap / 2) {
         memmove(s->out.data, s->out.data + s->out_head, s->out.len - s->out_head);
         s->out.len -= s->out_head;
@@ -798,7 +801,7 @@ enum stomp_tick stomp_session_tick(struct stomp_session *s, uint64_t now_ms)
 {
     if (!s->clock_started) {
         s->clock_started = true;
-        s->last_rx_ms = s->last_tx_ms = s->last_tick_ms = now_ms;
+        s->last_rx_ms = s->last_tx_ms = s->last_tick_ms = s->first_tick_ms = now_ms;
         s->seen_rx = s->rx_bytes;
         s->seen_tx = s->tx_bytes;
         return STOMP_TICK_OK;
@@ -814,9 +817,16 @@ enum stomp_tick stomp_session_tick(struct stomp_session *s, uint64_t now_ms)
         s->seen_tx = s->tx_bytes;
         s->last_tx_ms = s->last_tick_ms;
     }
+    if (s->stalled) /* we stopped reading, not the peer: its silence proves nothing */
+        s->last_rx_ms = now_ms;
     s->last_tick_ms = now_ms;
-    if (!s->connected || s->closing)
+    if (s->closing)
         return STOMP_TICK_OK;
+    if (!s->connected)
+        return s->cfg.connect_timeout_ms &&
+                       now_ms - s->first_tick_ms > s->cfg.connect_timeout_ms
+                   ? STOMP_TICK_PEER_LATE
+                   : STOMP_TICK_OK;
     if (s->hb_recv && now_ms - s->last_rx_ms > 2 * (uint64_t)s->hb_recv)
         return STOMP_TICK_PEER_LATE;
     if (s->hb_send && now_ms - s->last_tx_ms >= s->hb_send &&

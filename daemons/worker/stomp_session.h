@@ -76,7 +76,7 @@ int stomp_dest_parse(const char *dest, const char *type_header, struct stomp_des
 struct stomp_connect_info {
     enum stomp_version version;
     const char *login, *passcode, *host, *client_id; /* NULL when absent */
-    uint32_t hb_send_ms, hb_recv_ms;                  /* negotiated, 0 = off */
+    uint32_t hb_send_ms, hb_recv_ms;                 /* negotiated, 0 = off */
 };
 
 struct stomp_send_info {
@@ -106,8 +106,8 @@ struct stomp_subscribe_info {
 struct stomp_ack_info {
     bool nack;
     const char *subscription_id;
-    const char *message_id;  /* as named by the client */
-    const uint64_t *tokens;  /* broker tokens of the deliveries acked, oldest first */
+    const char *message_id; /* as named by the client */
+    const uint64_t *tokens; /* broker tokens of the deliveries acked, oldest first */
     size_t ntokens;
     const char *transaction; /* NULL when absent */
     const char *receipt;
@@ -128,11 +128,12 @@ struct stomp_session_ops {
 
 struct stomp_session_config {
     struct stomp_limits limits;
-    uint32_t hb_send_ms; /* how often we can send heart-beats (0 = never) */
-    uint32_t hb_recv_ms; /* how often we want them from the client (0 = never) */
-    const char *server;  /* CONNECTED `server` header, NULL = none; kept by pointer */
+    uint32_t hb_send_ms;    /* how often we can send heart-beats (0 = never) */
+    uint32_t hb_recv_ms;    /* how often we want them from the client (0 = never) */
+    const char *server;     /* CONNECTED `server` header, NULL = none; kept by pointer */
     const char *session_id; /* CONNECTED `session` header, NULL = none; kept by pointer */
     bool require_host;      /* refuse a 1.1/1.2 CONNECT without `host` */
+    uint32_t connect_timeout_ms; /* no CONNECT this long after the first tick: late (0 = off) */
     size_t max_subscriptions;
     size_t max_transactions;
     int64_t default_window_client; /* prefetch default for client/client-individual */
@@ -142,7 +143,8 @@ struct stomp_session_config {
 };
 
 /* Fills cfg with defaults (limits: 64 KiB frame headers, 1000 headers, 100 MiB body;
- * heart-beats 10000/10000; 1000 subscriptions; 100 transactions; windows 10240/-1). */
+ * heart-beats 10000/10000; CONNECT within 30000; 1000 subscriptions; 100 transactions;
+ * windows 10240/-1). */
 void stomp_session_config_defaults(struct stomp_session_config *cfg);
 
 struct stomp_session;
@@ -169,18 +171,20 @@ bool stomp_session_connected(const struct stomp_session *s);
 enum stomp_version stomp_session_version(const struct stomp_session *s);
 /* Negotiated intervals in ms (0 = off): we send every *send_ms, the peer is
  * expected every *recv_ms. */
-void stomp_session_heartbeat(const struct stomp_session *s, uint32_t *send_ms,
-                             uint32_t *recv_ms);
+void stomp_session_heartbeat(const struct stomp_session *s, uint32_t *send_ms, uint32_t *recv_ms);
 
 enum stomp_tick {
     STOMP_TICK_OK = 0,
-    STOMP_TICK_PEER_LATE, /* nothing received for 2 × recv interval: close the connection */
+    STOMP_TICK_PEER_LATE, /* nothing received for 2 × recv interval, or no CONNECT within
+                             connect_timeout_ms: close the connection */
 };
 /*
  * Call from a timer (every min(send, recv)/2 ms or more often; the first call
  * starts the clock). Activity is tracked from input/output byte counters
  * between ticks. Queues a heart-beat EOL when nothing was sent for the send
- * interval.
+ * interval. While the session is stalled (a callback said -EAGAIN) the peer is
+ * never late; a worker that stops reading for its own reasons must ignore
+ * PEER_LATE meanwhile.
  */
 enum stomp_tick stomp_session_tick(struct stomp_session *s, uint64_t now_ms);
 

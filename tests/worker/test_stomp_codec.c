@@ -419,6 +419,27 @@ static void parser_keeps_partial_frame_when_feeding_pauses(void **state)
     stomp_parser_free(&p);
 }
 
+static void parser_releases_a_big_frame_buffer_after_the_frame(void **state)
+{
+    (void)state;
+    struct stomp_parser p;
+    struct stomp_frame f;
+    size_t used, n = 1 << 20;
+    char head[64];
+    int hl = snprintf(head, sizeof(head), "SEND\ncontent-length:%zu\n\n", n);
+    uint8_t *in = calloc(1, (size_t)hl + n + 1);
+    assert_non_null(in);
+    memcpy(in, head, (size_t)hl);
+    assert_int_equal(stomp_parser_init(&p, &big), 0);
+    assert_int_equal(stomp_parser_feed(&p, in, (size_t)hl + n + 1, &used, &f), 1);
+    assert_int_equal(f.body_len, n);
+    assert_true(p.cap > n);
+    assert_int_equal(stomp_parser_feed(&p, (const uint8_t *)"\n", 1, &used, &f), 0);
+    assert_true(p.cap <= 256 * 1024);
+    stomp_parser_free(&p);
+    free(in);
+}
+
 static void command_names_round_trip(void **state)
 {
     (void)state;
@@ -431,12 +452,12 @@ static void command_names_round_trip(void **state)
 
 /* ---- serializer ---- */
 
-static struct stomp_header H(const char *n, const char *v)
-{
+static struct stomp_header H(const char *n, const char *v) {
     return (struct stomp_header){n, strlen(n), v, strlen(v)};
 }
 
-static void serializer_escapes_1_2_headers(void **state)
+static void
+serializer_escapes_1_2_headers(void **state)
 {
     (void)state;
     struct stomp_buf b = {0};
@@ -470,13 +491,10 @@ static void serializer_refuses_unrepresentable_headers(void **state)
     struct stomp_header empty[] = {H("", "x")};
     assert_int_equal(stomp_serialize(&b, STOMP_V10, STOMP_CMD_MESSAGE, nl, 2, NULL, 0), -EINVAL);
     assert_int_equal(b.len, 0);
-    assert_int_equal(stomp_serialize(&b, STOMP_V12, STOMP_CMD_CONNECTED, nl, 2, NULL, 0),
-                     -EINVAL);
+    assert_int_equal(stomp_serialize(&b, STOMP_V12, STOMP_CMD_CONNECTED, nl, 2, NULL, 0), -EINVAL);
     assert_int_equal(stomp_serialize(&b, STOMP_V11, STOMP_CMD_MESSAGE, cr, 1, NULL, 0), -EINVAL);
-    assert_int_equal(stomp_serialize(&b, STOMP_V10, STOMP_CMD_MESSAGE, colon, 1, NULL, 0),
-                     -EINVAL);
-    assert_int_equal(stomp_serialize(&b, STOMP_V12, STOMP_CMD_MESSAGE, empty, 1, NULL, 0),
-                     -EINVAL);
+    assert_int_equal(stomp_serialize(&b, STOMP_V10, STOMP_CMD_MESSAGE, colon, 1, NULL, 0), -EINVAL);
+    assert_int_equal(stomp_serialize(&b, STOMP_V12, STOMP_CMD_MESSAGE, empty, 1, NULL, 0), -EINVAL);
     assert_int_equal(b.len, 0);
     assert_int_equal(stomp_serialize(&b, STOMP_V12, STOMP_CMD_MESSAGE, cr, 1, NULL, 0), 0);
     stomp_buf_free(&b);
@@ -523,6 +541,7 @@ int main(void)
         cmocka_unit_test(parser_rejects_frame_over_max_frame_naming_the_limit),
         cmocka_unit_test(parser_refuses_zero_limits),
         cmocka_unit_test(parser_keeps_partial_frame_when_feeding_pauses),
+        cmocka_unit_test(parser_releases_a_big_frame_buffer_after_the_frame),
         cmocka_unit_test(command_names_round_trip),
         cmocka_unit_test(serializer_escapes_1_2_headers),
         cmocka_unit_test(serializer_adds_content_length_to_message),

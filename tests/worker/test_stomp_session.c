@@ -16,7 +16,7 @@
 /* What the fake broker saw, and what it answers. */
 struct rec {
     int connects, sends, subscribes, unsubscribes, acks, nacks, txs, disconnects;
-    int ret; /* returned by every callback */
+    int ret;         /* returned by every callback */
     int eagain_left; /* callbacks return -EAGAIN this many times first */
     struct stomp_connect_info ci;
     char login[64], host[64];
@@ -1029,6 +1029,32 @@ static void session_reports_peer_late_after_twice_interval(void **state)
     stomp_session_free(s);
 }
 
+static void session_peer_is_not_late_while_input_is_stalled(void **state)
+{
+    (void)state;
+    struct stomp_session *s = hb_session();
+    stomp_session_tick(s, 0);
+    R.eagain_left = 1;
+    feed(s, "SEND\ndestination:a\n\n");
+    assert_true(stomp_session_stalled(s));
+    assert_int_equal(stomp_session_tick(s, 50000), STOMP_TICK_OK);
+    assert_int_equal(stomp_session_resume(s), 0);
+    assert_int_equal(stomp_session_tick(s, 60000), STOMP_TICK_OK);
+    assert_int_equal(stomp_session_tick(s, 70001), STOMP_TICK_PEER_LATE);
+    stomp_session_free(s);
+}
+
+static void session_reports_client_that_never_connects_as_late(void **state)
+{
+    (void)state;
+    struct stomp_session *s = new_session();
+    assert_int_equal(stomp_session_tick(s, 1000), STOMP_TICK_OK);
+    assert_int_equal(stomp_session_input(s, (const uint8_t *)"\n", 1), 1); /* bytes, no CONNECT */
+    assert_int_equal(stomp_session_tick(s, 31000), STOMP_TICK_OK);
+    assert_int_equal(stomp_session_tick(s, 31001), STOMP_TICK_PEER_LATE);
+    stomp_session_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1095,6 +1121,8 @@ int main(void)
         cmocka_unit_test(session_sends_heartbeat_when_idle),
         cmocka_unit_test(session_skips_heartbeat_when_frames_were_sent),
         cmocka_unit_test(session_reports_peer_late_after_twice_interval),
+        cmocka_unit_test(session_peer_is_not_late_while_input_is_stalled),
+        cmocka_unit_test(session_reports_client_that_never_connects_as_late),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

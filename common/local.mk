@@ -1,7 +1,7 @@
 # common/: what every module and process shares — logging and configuration.
 noinst_LIBRARIES += common/libhamqcommon.a
-common_libhamqcommon_a_SOURCES = common/log.c common/config.c common/evloop.c common/u64map.c \
-	include/hamq/log.h include/hamq/config.h include/hamq/evloop.h include/hamq/u64map.h
+common_libhamqcommon_a_SOURCES = common/log.c common/config.c common/evloop.c common/u64map.c common/daemon.c \
+	include/hamq/log.h include/hamq/config.h include/hamq/evloop.h include/hamq/u64map.h include/hamq/daemon.h
 common_libhamqcommon_a_CFLAGS = $(AM_CFLAGS) $(SYSTEMD_CFLAGS) $(INIH_CFLAGS)
 HAMQ_COMMON_LIBS = common/libhamqcommon.a $(INIH_LIBS) $(SYSTEMD_LIBS)
 

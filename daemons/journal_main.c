@@ -1,0 +1,246 @@
+/*
+ * hamq-journal — the broker core: addresses, queues, dispatch, and the only
+ * writer of the store. One single-threaded loop: drain the workers' rings →
+ * engine → store (group commit) → deliveries and answers back to the rings.
+ *
+ * This file: options, config, startup order, the loop. See journal.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hamq/daemon.h"
+#include "hamq/exitcodes.h"
+#include "hamq/log.h"
+#include "journal.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: hamq-journal [OPTIONS]\n"
+            "\n"
+            "The hamq broker core: owns the store (the durable journal), routes messages\n"
+            "between addresses and queues and dispatches them to consumers through the\n"
+            "protocol workers (hamq-worker). With --spawn-workers it starts the workers\n"
+            "itself, so one command runs a whole broker:\n"
+            "\n"
+            "  hamq-journal --store /var/lib/hamq/store --spawn-workers 2\n"
+            "\n"
+            "Options (each overrides the same key of the configuration file):\n"
+            "  -c, --config FILE        configuration file (default %s, if it exists)\n"
+            "  -s, --store DIR          store directory            [broker] store\n"
+            "  -w, --spawn-workers N    start N workers and restart them if they die\n"
+            "      --workers N          worker slots to create when the units start the\n"
+            "                           workers                    [broker] workers\n"
+            "      --port-offset K      add K to every client port [broker] port_offset\n"
+            "      --instance NAME      instance name (shm segment /dev/shm/hamq.NAME)\n"
+            "      --log-level LEVEL    err, warning, notice, info, debug\n"
+            "  -h, --help               this text\n"
+            "  -V, --version            print the version\n"
+            "\n"
+            "Ports (plus the offset): 61616 all protocols, 61613 STOMP.\n"
+            "Exit status: 0 stopped on request, 1 internal error, 2 bad configuration,\n"
+            "3 fenced by a newer live, 4 store corrupt, 5 store locked by another core,\n"
+            "6 store I/O error, 8 store unusable.\n",
+            HAMQ_CONFIG_DEFAULT_PATH);
+}
+
+struct opts {
+    const char *store, *spawn, *workers, *port_offset, *instance, *log_level;
+};
+
+static int parse_args(struct journald *j, int argc, char **argv, struct opts *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"store", required_argument, NULL, 's'},
+        {"spawn-workers", required_argument, NULL, 'w'},
+        {"workers", required_argument, NULL, 'W'},
+        {"port-offset", required_argument, NULL, 'P'},
+        {"instance", required_argument, NULL, 'I'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    while ((c = getopt_long(argc, argv, "c:s:w:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': j->config_path = optarg; break;
+        case 's': o->store = optarg; break;
+        case 'w': o->spawn = optarg; break;
+        case 'W': o->workers = optarg; break;
+        case 'P': o->port_offset = optarg; break;
+        case 'I': o->instance = optarg; break;
+        case 'L': o->log_level = optarg; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': printf("hamq-journal %s\n", PACKAGE_VERSION); exit(0);
+        default:
+            fprintf(stderr, "Try 'hamq-journal --help'.\n");
+            return -EINVAL;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "hamq-journal: unexpected argument '%s'\nTry 'hamq-journal --help'.\n",
+                argv[optind]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int apply_overrides(struct journald *j, const struct opts *o)
+{
+    char err[HAMQ_CONFIG_ERR_MAX], abs[4096];
+    const char *store = o->store;
+
+    /* A relative --store is relative to where the user typed it. */
+    if (store && store[0] != '/' && realpath(".", abs)) {
+        size_t n = strlen(abs);
+        snprintf(abs + n, sizeof(abs) - n, "/%s", store);
+        store = abs;
+    }
+    const struct {
+        const char *val, *key, *flag;
+    } ov[] = {
+        {store, "store", "--store"},
+        {o->spawn, "workers", "--spawn-workers"},
+        {o->workers, "workers", "--workers"},
+        {o->port_offset, "port_offset", "--port-offset"},
+        {o->instance, "instance", "--instance"},
+        {o->log_level, "log_level", "--log-level"},
+    };
+    for (size_t i = 0; i < sizeof(ov) / sizeof(ov[0]); i++)
+        if (ov[i].val &&
+            config_set(&j->cfg, "broker", ov[i].key, ov[i].val, ov[i].flag, err, sizeof(err)) < 0) {
+            log_err("%s", err);
+            return -EINVAL;
+        }
+    log_set_max_priority(log_priority_from_name(j->cfg.log_level));
+    j->nslots = (uint32_t)j->cfg.workers;
+    j->spawn = o->spawn ? (uint32_t)j->cfg.workers : 0;
+    return 0;
+}
+
+void jd_shutdown(struct journald *j, int exit_code, const char *why)
+{
+    if (j->stopping)
+        return;
+    if (exit_code == HAMQ_EXIT_OK)
+        log_info("stopping: %s", why);
+    else if (exit_code == HAMQ_EXIT_FENCED)
+        log_event(LOG_CRIT, "fenced", "%s (epoch %llu); stopped writing", why,
+                  (unsigned long long)store_epoch(j->store));
+    else
+        log_err("stopping: %s", why);
+    j->stopping = true;
+    j->exit_code = exit_code;
+    evloop_stop(j->loop);
+}
+
+static void on_term(void *ctx, int signo)
+{
+    char why[32];
+
+    snprintf(why, sizeof(why), "signal %d", signo);
+    jd_shutdown(ctx, HAMQ_EXIT_OK, why);
+}
+
+static void on_child(void *ctx)
+{
+    jd_spawn_reap(ctx);
+}
+
+static int store_exit_code(int r)
+{
+    switch (r) {
+    case -EBUSY: case -EAGAIN: return HAMQ_EXIT_LOCK_LOST;
+    case -ESTALE: return HAMQ_EXIT_FENCED;
+    case -EBADMSG: case -EUCLEAN: case -EPROTO: return HAMQ_EXIT_STORE_CORRUPT;
+    case -EIO: case -ENOSPC: return HAMQ_EXIT_IO;
+    default: return HAMQ_EXIT_NO_STORE;
+    }
+}
+
+static int start(struct journald *j)
+{
+    struct core_config cc;
+    char err[1024];
+    int r;
+
+    if ((r = jd_store_open(j, err, sizeof(err))) < 0) {
+        log_err("cannot open the store %s: %s", j->cfg.store, err);
+        return store_exit_code(r);
+    }
+    core_config_defaults(&cc);
+    cc.auto_create = j->cfg.auto_create;
+    cc.max_delivery_attempts = (uint32_t)j->cfg.max_delivery_attempts;
+    cc.max_message_size = j->cfg.max_message_size;
+    snprintf(cc.dead_letter_address, sizeof(cc.dead_letter_address), "%s",
+             j->cfg.dead_letter_address);
+    j->engine = core_new(&cc, &jd_io_ops, j, &jd_persist_ops, j);
+    if (!j->engine) {
+        log_err("cannot create the broker engine: out of memory");
+        return HAMQ_EXIT_INTERNAL;
+    }
+    if ((r = jd_store_restore(j)) < 0) {
+        log_err("cannot rebuild queues from the store %s: %s", j->cfg.store, strerror(-r));
+        return HAMQ_EXIT_STORE_CORRUPT;
+    }
+    if ((r = jd_link_open(j, err, sizeof(err))) < 0) {
+        log_err("cannot create the shared-memory segment of instance '%s': %s",
+                j->cfg.instance, err);
+        return HAMQ_EXIT_INTERNAL;
+    }
+    struct daemon_signals sig = {.on_term = on_term, .on_child = on_child, .ctx = j};
+    if (daemon_watch_signals(j->loop, &sig) < 0 || daemon_watchdog(j->loop) < 0) {
+        log_err("cannot set up signals: %s", strerror(errno));
+        return HAMQ_EXIT_INTERNAL;
+    }
+    if (j->spawn && jd_spawn_start(j) < 0)
+        return HAMQ_EXIT_CONFIG;
+    log_info("core up: store %s (%s I/O, epoch %llu), instance %s, %u worker slot(s)",
+             j->cfg.store, store_is_direct(j->store) ? "direct" : "buffered",
+             (unsigned long long)store_epoch(j->store), j->cfg.instance, j->nslots);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static struct journald j = {.bell_fd = -1};
+    struct opts o = {0};
+    int r;
+
+    log_init("hamq-journal", LOG_TARGET_AUTO);
+    if (parse_args(&j, argc, argv, &o) < 0)
+        return HAMQ_EXIT_CONFIG;
+    if (daemon_load_config(&j.cfg, j.config_path) < 0 || apply_overrides(&j, &o) < 0)
+        return HAMQ_EXIT_CONFIG;
+    if (evloop_new(&j.loop) < 0) {
+        log_err("out of memory at start");
+        return HAMQ_EXIT_INTERNAL;
+    }
+    r = start(&j);
+    if (r == 0) {
+        daemon_notify_ready("serving");
+        r = evloop_run(j.loop);
+        daemon_notify_stopping();
+        if (r < 0) {
+            log_err("event loop failed: %s", strerror(-r));
+            j.exit_code = HAMQ_EXIT_INTERNAL;
+        }
+        r = j.exit_code;
+    }
+    j.stopping = true;
+    if (j.spawn && j.slots)
+        jd_spawn_stop(&j);
+    jd_store_close(&j);
+    jd_link_close(&j);
+    core_free(j.engine);
+    evloop_free(j.loop);
+    return r;
+}

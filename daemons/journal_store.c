@@ -1,0 +1,270 @@
+/*
+ * journal_store — the engine's persistence on the store, and recovery of the
+ * engine from the store at start. See journal.h and daemons/store/store.h.
+ *
+ * Bindings (queues) are written synchronously by the store; their "LSN" for
+ * the engine is the durable watermark at that moment, so an answer that waits
+ * for a queue creation is released at once.
+ *
+ * Recovery order (core.h): queues, then for every live reference in message
+ * id order (ids rise with arrival, so this is journal order, the order a
+ * queue must be rebuilt in) the message body once, then the reference.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "hamq/exitcodes.h"
+#include "hamq/log.h"
+#include "journal.h"
+
+static int64_t lsn_or_err(int r, uint64_t lsn)
+{
+    return r < 0 ? r : (int64_t)lsn;
+}
+
+static int64_t sync_lsn(struct store *s)
+{
+    uint64_t d = store_durable_lsn(s);
+    return d ? (int64_t)d : 1;
+}
+
+static int64_t p_queue_add(void *ctx, const struct core_queue_info *q)
+{
+    struct journald *j = ctx;
+    struct store_binding b = {
+        .queue_id = q->id,
+        .address = q->address,
+        .name = q->name,
+        .filter = q->filter ? q->filter : "",
+        .routing = q->routing == MSGPROTO_MULTICAST ? STORE_MULTICAST : STORE_ANYCAST,
+        .durable = true,
+    };
+    int r = store_bindings_add(j->store, &b);
+
+    return r < 0 ? r : sync_lsn(j->store);
+}
+
+static int64_t p_queue_remove(void *ctx, uint64_t queue_id)
+{
+    struct journald *j = ctx;
+    int r = store_bindings_remove(j->store, queue_id);
+
+    return r < 0 ? r : sync_lsn(j->store);
+}
+
+static int64_t p_message(void *ctx, uint64_t msg_id, const void *data, size_t len)
+{
+    struct journald *j = ctx;
+    uint64_t lsn = 0;
+
+    return lsn_or_err(store_add_message(j->store, msg_id, data, len, &lsn), lsn);
+}
+
+static int64_t p_ref(void *ctx, uint64_t msg_id, uint64_t queue_id)
+{
+    struct journald *j = ctx;
+    uint64_t lsn = 0;
+
+    return lsn_or_err(store_add_ref(j->store, msg_id, queue_id, &lsn), lsn);
+}
+
+static int64_t p_ack(void *ctx, uint64_t msg_id, uint64_t queue_id)
+{
+    struct journald *j = ctx;
+    uint64_t lsn = 0;
+
+    return lsn_or_err(store_ack(j->store, msg_id, queue_id, &lsn), lsn);
+}
+
+static int64_t p_dcount(void *ctx, uint64_t msg_id, uint64_t queue_id, uint32_t count)
+{
+    struct journald *j = ctx;
+    uint64_t lsn = 0;
+
+    return lsn_or_err(store_set_delivery_count(j->store, msg_id, queue_id, count, &lsn), lsn);
+}
+
+/* The journal format has no duplicate-id record yet: the cache lives in memory only. */
+static int64_t p_dup(void *ctx, const char *address, const void *id, size_t len)
+{
+    (void)ctx;
+    (void)address;
+    (void)id;
+    (void)len;
+    return 0;
+}
+
+const struct core_persist_ops jd_persist_ops = {
+    .queue_add = p_queue_add,
+    .queue_remove = p_queue_remove,
+    .message = p_message,
+    .ref = p_ref,
+    .ack = p_ack,
+    .delivery_count = p_dcount,
+    .duplicate_id = p_dup,
+};
+
+static void on_durable(void *ctx, uint64_t lsn)
+{
+    struct journald *j = ctx;
+
+    if (j->engine)
+        core_on_durable(j->engine, lsn);
+}
+
+static void on_store_event(struct evloop *loop, int fd, uint32_t events, void *ctx)
+{
+    struct journald *j = ctx;
+    int r;
+
+    (void)loop;
+    (void)fd;
+    (void)events;
+    r = store_on_event(j->store);
+    if (r < 0 && !j->stopping)
+        jd_shutdown(j, r == -ESTALE ? HAMQ_EXIT_FENCED : HAMQ_EXIT_IO,
+                    r == -ESTALE ? "fenced: a newer live raised the store epoch"
+                                 : "a journal write failed");
+}
+
+static void on_epoch_timer(struct evloop *loop, void *ctx)
+{
+    struct journald *j = ctx;
+
+    (void)loop;
+    if (store_check_epoch(j->store) == 1 && !j->stopping)
+        jd_shutdown(j, HAMQ_EXIT_FENCED, "fenced: a newer live raised the store epoch");
+}
+
+int jd_store_open(struct journald *j, char *err, size_t errlen)
+{
+    struct store_opts o;
+    int r;
+
+    store_opts_init(&o, &j->cfg);
+    o.dir = j->cfg.store;
+    o.on_durable = on_durable;
+    o.ctx = j;
+    r = store_open(&o, &j->store, err, errlen);
+    if (r < 0)
+        return r;
+    if ((r = evloop_add_fd(j->loop, store_event_fd(j->store), EPOLLIN, on_store_event, j,
+                           NULL)) < 0 ||
+        (r = evloop_add_timer(j->loop, 500, 500, on_epoch_timer, j, NULL)) < 0) {
+        snprintf(err, errlen, "event loop: %s", strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+static int restore_binding(void *ctx, const struct store_binding *b)
+{
+    struct journald *j = ctx;
+    struct core_queue_info q = {
+        .id = b->queue_id,
+        .name = b->name,
+        .address = b->address,
+        .filter = b->filter && b->filter[0] ? b->filter : NULL,
+        .routing = b->routing == STORE_MULTICAST ? MSGPROTO_MULTICAST : MSGPROTO_ANYCAST,
+    };
+    int r = core_restore_queue(j->engine, &q);
+
+    if (r < 0)
+        log_err("cannot restore queue %s (id %llu): %s", b->name,
+                (unsigned long long)b->queue_id, strerror(-r));
+    return r < 0 ? r : 0;
+}
+
+struct ref_list {
+    struct store_live_ref *v;
+    size_t n, cap;
+};
+
+static int collect_ref(void *ctx, const struct store_live_ref *ref)
+{
+    struct ref_list *l = ctx;
+
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 1024;
+        struct store_live_ref *nv = realloc(l->v, ncap * sizeof(*nv));
+        if (!nv)
+            return -ENOMEM;
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = *ref;
+    return 0;
+}
+
+static int by_msg_id(const void *a, const void *b)
+{
+    const struct store_live_ref *x = a, *y = b;
+
+    return x->msg_id < y->msg_id ? -1 : x->msg_id > y->msg_id;
+}
+
+static int restore_refs(struct journald *j, struct ref_list *l)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    uint64_t last = 0;
+    int r = 0;
+
+    qsort(l->v, l->n, sizeof(*l->v), by_msg_id);
+    for (size_t i = 0; i < l->n && r == 0; i++) {
+        const struct store_live_ref *ref = &l->v[i];
+        if (ref->msg_id != last) {
+            if (ref->body_len > cap) {
+                uint8_t *nb = realloc(buf, ref->body_len);
+                if (!nb) {
+                    r = -ENOMEM;
+                    break;
+                }
+                buf = nb;
+                cap = ref->body_len;
+            }
+            long n = store_read_body(j->store, ref->msg_id, buf, cap);
+            if (n < 0) {
+                log_err("cannot read message %llu back from the store: %s",
+                        (unsigned long long)ref->msg_id, strerror((int)-n));
+                r = (int)n;
+                break;
+            }
+            r = core_restore_message(j->engine, ref->msg_id, buf, (size_t)n);
+            last = ref->msg_id;
+        }
+        if (r == 0)
+            r = core_restore_ref(j->engine, ref->msg_id, ref->queue_id, ref->delivery_count);
+    }
+    free(buf);
+    return r;
+}
+
+int jd_store_restore(struct journald *j)
+{
+    struct ref_list l = {0};
+    int r;
+
+    r = store_foreach_binding(j->store, restore_binding, j);
+    if (r == 0)
+        r = store_foreach_live(j->store, collect_ref, &l);
+    if (r == 0)
+        r = restore_refs(j, &l);
+    if (r == 0)
+        r = core_restore_done(j->engine);
+    if (r == 0)
+        log_info("recovered %zu message reference(s) on durable queues from %s", l.n,
+                 j->cfg.store);
+    free(l.v);
+    return r;
+}
+
+void jd_store_close(struct journald *j)
+{
+    if (j->store)
+        store_close(j->store);
+    j->store = NULL;
+}

@@ -1,0 +1,91 @@
+/*
+ * worker — the state of one hamq-worker process, shared by its parts:
+ *   worker_main.c   options, config, startup, the loop
+ *   worker_link.c   the rings to the core: send records (with an overflow
+ *                   queue for control records), read and route core records,
+ *                   core liveness
+ *   worker_stomp.c  STOMP connections: stomp_session ⇄ msgproto records
+ *   worker_net.c    listeners and client sockets (protocol-agnostic)
+ * A worker never opens the store; everything durable goes through the core.
+ */
+#ifndef HAMQ_WORKER_H
+#define HAMQ_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hamq/config.h"
+#include "hamq/evloop.h"
+#include "hamq/msgproto.h"
+#include "hamq/ring.h"
+#include "hamq/shm.h"
+#include "hamq/u64map.h"
+#include "worker_net.h"
+
+/* A connection as the link layer sees it: the protocol's handlers for core records. */
+struct wk_conn_ops {
+    void (*on_done)(void *conn, const struct msgproto_done *d);
+    void (*on_deliver)(void *conn, const struct msgproto_deliver *d, uint8_t flags);
+    void (*on_consumer_closed)(void *conn, const struct msgproto_consumer_closed *c);
+    /* Ring space is back: resume input paused by back-pressure. */
+    void (*on_writable)(void *conn);
+};
+
+struct wk_conn_ref {
+    const struct wk_conn_ops *ops;
+    void *conn;
+    bool waiting_space; /* paused for ring space */
+};
+
+struct wk_overflow; /* queued records that did not fit the ring */
+
+struct worker {
+    struct hamq_config cfg;
+    uint32_t index;
+    struct evloop *loop;
+    struct wnet *net;
+
+    struct shm_seg seg;
+    struct ring tx, rx; /* tx: worker→core, rx: core→worker */
+    uint32_t gen;
+    int bell_fd;        /* our doorbell (core writes when we armed rx) */
+    int core_bell_fd;   /* the core's doorbell (we write when it armed tx) */
+    struct shm_peer core;
+    struct ev_watch *bell_watch;
+
+    struct u64map conns; /* conn id → struct wk_conn_ref */
+    struct wk_overflow *ovf_head, *ovf_tail;
+    size_t ovf_bytes;
+    size_t waiting_space;    /* connections paused for ring space */
+    struct ev_watch *space_timer;
+    struct msgproto_reasm reasm; /* fragments from the core (large deliveries) */
+    uint8_t *encbuf;         /* scratch for records too large for one ring record */
+    size_t encbuf_cap;
+    uint64_t next_conn;      /* conn ids: worker index in the top 16 bits */
+    bool stopping;
+    int exit_code;
+};
+
+/* worker_link.c */
+int wk_link_open(struct worker *w, char *err, size_t errlen);
+void wk_link_close(struct worker *w);
+/* Tells the core this worker serves (after its listeners are open). */
+int wk_link_hello(struct worker *w);
+/*
+ * Sends one record to the core. Client-originated records (SEND) pass
+ * may_queue = false: on a full ring they return -EAGAIN and the caller pauses
+ * its client (back-pressure). Control records (CONN_CLOSE, ACK, CREDIT...)
+ * pass may_queue = true and are queued in order if the ring is full.
+ */
+int wk_send(struct worker *w, const struct msgproto_rec *rec, bool may_queue);
+/* True if a client SEND would have to wait (ring full or records queued). */
+bool wk_congested(const struct worker *w);
+uint64_t wk_conn_register(struct worker *w, const struct wk_conn_ops *ops, void *conn);
+void wk_conn_unregister(struct worker *w, uint64_t id);
+/* The connection waits for ring space: on_writable will be called. */
+void wk_conn_wait_space(struct worker *w, uint64_t id);
+
+/* worker_stomp.c */
+void wk_stomp_init(struct worker *w, struct wnet_proto *p);
+
+#endif

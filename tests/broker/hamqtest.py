@@ -1,0 +1,242 @@
+"""hamqtest — the harness of hamq's integration tests (real broker processes,
+real clients). Used by tests/broker/*.py and tests/ha/*.py.
+
+A test file defines functions named as sentences (test_anycast_send_reaches_one
+_consumer) and ends with `hamqtest.main(globals())`, which runs each one with a
+time limit and prints TAP (one line per behaviour) for automake's TAP driver.
+Skips: raise hamqtest.Skip("reason").
+"""
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+BUILDDIR = os.environ.get("HAMQ_BUILDDIR") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+SRCDIR = os.environ.get("HAMQ_SRCDIR") or BUILDDIR
+TEST_TIMEOUT = int(os.environ.get("HAMQ_TEST_TIMEOUT", "120"))
+
+
+class Skip(Exception):
+    pass
+
+
+def binary(name):
+    for d in ("daemons", "supervisor", "tools"):
+        p = os.path.join(BUILDDIR, d, name)
+        if os.path.exists(p):
+            return p
+    raise FileNotFoundError(name + " not built in " + BUILDDIR)
+
+
+def port_free(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_offset(bases=(61616, 61613, 5672)):
+    """A port offset under which every base port is free (tests run in parallel)."""
+    for _ in range(200):
+        off = random.randint(100, 999)
+        if all(port_free(b + off) for b in bases):
+            return off
+    raise RuntimeError("no free port offset found")
+
+
+def wait_port(port, timeout=15.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("broker exited with %s before listening" % proc.returncode)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError("port %d not listening after %.0fs" % (port, timeout))
+
+
+def workdir(prefix="hamq-test-"):
+    """A scratch dir on a real (non-tmpfs) file system under the build tree."""
+    base = os.path.join(BUILDDIR, "tests", "tmp")
+    os.makedirs(base, exist_ok=True)
+    return tempfile.mkdtemp(prefix=prefix, dir=base)
+
+
+class Broker:
+    """One hamq-journal --spawn-workers process (the whole broker)."""
+
+    def __init__(self, store=None, workers=2, extra=(), offset=None, instance=None,
+                 config=None):
+        self.store = store or os.path.join(workdir(), "store")
+        self.workers = workers
+        self.offset = offset if offset is not None else free_offset()
+        self.instance = instance or "t%d_%d" % (os.getpid(), self.offset)
+        self.extra = list(extra)
+        self.config = config
+        self.proc = None
+        self.log = self.store + ".log"
+
+    @property
+    def stomp_port(self):
+        return 61613 + self.offset
+
+    @property
+    def all_port(self):
+        return 61616 + self.offset
+
+    @property
+    def amqp_port(self):
+        return 5672 + self.offset
+
+    def argv(self):
+        a = [binary("hamq-journal"), "--store", self.store, "--spawn-workers",
+             str(self.workers), "--port-offset", str(self.offset), "--instance", self.instance]
+        if self.config:
+            a += ["--config", self.config]
+        return a + self.extra
+
+    def start(self, wait=True):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdout=self.logf, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        if wait:
+            wait_port(self.stomp_port, proc=self.proc)
+        return self
+
+    def stop(self, timeout=15):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("broker did not stop within %ds of SIGTERM" % timeout)
+        return self.proc.returncode if self.proc else None
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            # The whole process group: core and workers die together, like a node crash.
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def log_text(self):
+        try:
+            with open(self.log, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        try:
+            self.stop()
+        finally:
+            if self.proc and self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def stomp_conn(port, version="1.2", wait=True, heartbeats=(0, 0), **kw):
+    import stomp
+    cls = {"1.0": stomp.Connection10, "1.1": stomp.Connection11,
+           "1.2": stomp.Connection12}[version]
+    if version == "1.0":
+        c = cls([("127.0.0.1", port)], **kw)
+    else:
+        c = cls([("127.0.0.1", port)], heartbeats=heartbeats, **kw)
+    listener = Collector()
+    c.set_listener("t", listener)
+    c.connect(wait=wait)
+    c.collector = listener
+    return c
+
+
+class Collector:
+    """A stomp.py listener that records frames, for tests to wait on."""
+
+    def __init__(self):
+        self.messages = []
+        self.errors = []
+        self.receipts = []
+        self.disconnected = False
+
+    def on_message(self, frame):
+        self.messages.append(frame)
+
+    def on_error(self, frame):
+        self.errors.append(frame)
+
+    def on_receipt(self, frame):
+        self.receipts.append(frame.headers.get("receipt-id"))
+
+    def on_disconnected(self):
+        self.disconnected = True
+
+    def wait(self, pred, timeout=10.0, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pred():
+                return
+            time.sleep(0.01)
+        raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+
+    def wait_messages(self, n, timeout=10.0):
+        self.wait(lambda: len(self.messages) >= n, timeout, "%d messages (have %d)" % (
+            n, len(self.messages)))
+        return self.messages
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Timeout()
+
+
+def main(ns):
+    tests = [(k, v) for k, v in ns.items() if k.startswith("test_") and callable(v)]
+    only = os.environ.get("HAMQ_TEST_ONLY")
+    if only:
+        tests = [t for t in tests if only in t[0]]
+    print("1..%d" % len(tests), flush=True)
+    failed = 0
+    signal.signal(signal.SIGALRM, _alarm)
+    for i, (name, fn) in enumerate(tests, 1):
+        t0 = time.monotonic()
+        signal.alarm(TEST_TIMEOUT)
+        try:
+            fn()
+            signal.alarm(0)
+            print("ok %d - %s (%.1fs)" % (i, name, time.monotonic() - t0), flush=True)
+        except Skip as e:
+            signal.alarm(0)
+            print("ok %d - %s # SKIP %s" % (i, name, e), flush=True)
+        except _Timeout:
+            failed += 1
+            print("not ok %d - %s (timed out after %ds)" % (i, name, TEST_TIMEOUT), flush=True)
+        except BaseException as e:  # noqa: B902 - report every failure as TAP
+            signal.alarm(0)
+            failed += 1
+            print("not ok %d - %s" % (i, name), flush=True)
+            for line in traceback.format_exception(type(e), e, e.__traceback__):
+                for l in line.rstrip().splitlines():
+                    print("# " + l, flush=True)
+    sys.exit(1 if failed else 0)

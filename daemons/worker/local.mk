@@ -19,3 +19,8 @@ tests_worker_test_stomp_session_CFLAGS = $(STOMP_TEST_CFLAGS)
 tests_worker_test_stomp_session_LDADD = $(HAMQ_STOMP_LIBS) $(CMOCKA_LIBS)
 tests_worker_test_stomp_fuzz_CFLAGS = $(STOMP_TEST_CFLAGS)
 tests_worker_test_stomp_fuzz_LDADD = $(HAMQ_STOMP_LIBS) $(CMOCKA_LIBS)
+
+# Engine-only benchmark (prints figures, not a test): tests/worker/bench_stomp [messages]
+noinst_PROGRAMS += tests/worker/bench_stomp
+tests_worker_bench_stomp_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/daemons/worker
+tests_worker_bench_stomp_LDADD = $(HAMQ_STOMP_LIBS)

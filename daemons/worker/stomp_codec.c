@@ -282,6 +282,8 @@ static int end_of_headers(struct stomp_parser *p)
         if (n > p->lim.max_frame - p->len)
             return fail(p, STOMP_E_LIMIT_FRAME,
                         "frame exceeds the maximum frame size (max_frame=%zu)", p->lim.max_frame);
+        if (buf_reserve(&p->buf, &p->cap, p->len + n + 1) < 0) /* one allocation per body */
+            return fail(p, STOMP_E_NOMEM, "out of memory for a body of %zu bytes", n);
         p->has_clen = true;
         p->body_want = n;
         break;
@@ -454,6 +456,12 @@ static void reset_frame(struct stomp_parser *p)
 static void emit(struct stomp_parser *p, struct stomp_frame *out)
 {
     p->buf[p->len] = '\0'; /* put() always reserves one spare byte */
+    /* The buffer may have moved while the body arrived: point the headers
+     * (unescaped in place at their line offsets) into where it is now. */
+    for (size_t i = 0; i < p->nhdrs; i++) {
+        p->hdrs[i].name = (const char *)p->buf + p->offs[i].start;
+        p->hdrs[i].value = (const char *)p->buf + p->offs[i].colon + 1;
+    }
     out->cmd = p->cmd;
     out->headers = p->hdrs;
     out->nheaders = p->nhdrs;

@@ -21,7 +21,7 @@ struct copy {
     enum stomp_command cmd;
     size_t nh;
     char names[16][128], values[16][128];
-    uint8_t body[4096];
+    uint8_t body[70000];
     size_t body_len;
 };
 
@@ -419,14 +419,14 @@ static void parser_keeps_partial_frame_when_feeding_pauses(void **state)
     stomp_parser_free(&p);
 }
 
-static void parser_releases_a_big_frame_buffer_after_the_frame(void **state)
+static void parser_keeps_headers_valid_and_releases_a_big_frame_buffer(void **state)
 {
     (void)state;
     struct stomp_parser p;
     struct stomp_frame f;
     size_t used, n = 1 << 20;
     char head[64];
-    int hl = snprintf(head, sizeof(head), "SEND\ncontent-length:%zu\n\n", n);
+    int hl = snprintf(head, sizeof(head), "SEND\ncontent-length:%zu\nx:y\n\n", n);
     uint8_t *in = calloc(1, (size_t)hl + n + 1);
     assert_non_null(in);
     memcpy(in, head, (size_t)hl);
@@ -434,10 +434,27 @@ static void parser_releases_a_big_frame_buffer_after_the_frame(void **state)
     assert_int_equal(stomp_parser_feed(&p, in, (size_t)hl + n + 1, &used, &f), 1);
     assert_int_equal(f.body_len, n);
     assert_true(p.cap > n);
+    assert_string_equal(stomp_frame_get(&f, "x"), "y");
     assert_int_equal(stomp_parser_feed(&p, (const uint8_t *)"\n", 1, &used, &f), 0);
     assert_true(p.cap <= 256 * 1024);
     stomp_parser_free(&p);
     free(in);
+}
+
+static void parser_keeps_headers_valid_when_a_nul_terminated_body_grows(void **state)
+{
+    (void)state;
+    struct stomp_parser p;
+    static uint8_t in[70000];
+    size_t n = (size_t)sprintf((char *)in, "SEND\ndestination:/queue/a\nreceipt:r\n\n");
+    memset(in + n, 'b', 65536);
+    n += 65536;
+    in[n++] = 0;
+    assert_int_equal(stomp_parser_init(&p, &big), 0);
+    assert_int_equal(parse(&p, in, n, 4096, frames, 8), 1);
+    stomp_parser_free(&p);
+    assert_string_equal(frames[0].values[0], "/queue/a");
+    assert_string_equal(frames[0].values[1], "r");
 }
 
 static void command_names_round_trip(void **state)
@@ -541,7 +558,8 @@ int main(void)
         cmocka_unit_test(parser_rejects_frame_over_max_frame_naming_the_limit),
         cmocka_unit_test(parser_refuses_zero_limits),
         cmocka_unit_test(parser_keeps_partial_frame_when_feeding_pauses),
-        cmocka_unit_test(parser_releases_a_big_frame_buffer_after_the_frame),
+        cmocka_unit_test(parser_keeps_headers_valid_and_releases_a_big_frame_buffer),
+        cmocka_unit_test(parser_keeps_headers_valid_when_a_nul_terminated_body_grows),
         cmocka_unit_test(command_names_round_trip),
         cmocka_unit_test(serializer_escapes_1_2_headers),
         cmocka_unit_test(serializer_adds_content_length_to_message),

@@ -29,3 +29,12 @@ tests_ha_test_sup_ctl_CPPFLAGS = $(HAMQ_SUP_TEST_CPPFLAGS)
 tests_ha_test_sup_ctl_CFLAGS = $(HAMQ_SUP_TEST_CFLAGS)
 tests_ha_test_sup_ctl_LDADD = $(HAMQ_SUP_LIBS) $(CMOCKA_LIBS)
 
+
+# hatool: drives the modules from the shell tests (heartbeat node, VIP, link watch).
+check_PROGRAMS += tests/ha/hatool
+tests_ha_hatool_CPPFLAGS = $(HAMQ_SUP_TEST_CPPFLAGS)
+tests_ha_hatool_CFLAGS = $(AM_CFLAGS) $(ZMQ_CFLAGS) $(NL_CFLAGS)
+tests_ha_hatool_LDADD = $(HAMQ_SUP_LIBS)
+TESTS += tests/ha/hb_two_processes.sh tests/ha/vip_netns.sh tests/ha/link_watch_netns.sh
+EXTRA_DIST += tests/ha/hb_two_processes.sh tests/ha/vip_netns.sh tests/ha/link_watch_netns.sh \
+	tests/ha/lib.sh

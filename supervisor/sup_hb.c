@@ -331,17 +331,17 @@ static void send_heartbeats(struct sup_hb *hb)
 
 static void handle_handover_req(struct sup_hb *hb, struct peer *p, const struct sup_hb_msg *m)
 {
-    if (m->seq == p->handled_req) {
-        if (p->acked) /* our ack was lost: say it again */
-            sup_hb_ack_handover(hb, p->node_id, m->seq, p->ack_status);
+    if (m->ref_seq == p->handled_req) {
+        if (p->acked) /* our ack was lost (or could not be sent yet): say it again */
+            sup_hb_ack_handover(hb, p->node_id, m->ref_seq, p->ack_status);
         return;
     }
-    p->handled_req = m->seq;
+    p->handled_req = m->ref_seq;
     p->acked = false;
     log_peer_event("handover-request", p->node_id, LOG_NOTICE, "peer %s asks us to %s",
                    "hand over (demote so that it can take over)");
     if (hb->cb.handover_request)
-        hb->cb.handover_request(hb->cb.ctx, p->node_id, m->seq);
+        hb->cb.handover_request(hb->cb.ctx, p->node_id, m->ref_seq);
 }
 
 static void handle_handover_ack(struct sup_hb *hb, const struct peer *p,
@@ -593,16 +593,9 @@ static void pending_tick(struct sup_hb *hb, int64_t now)
     const struct peer *p = peer_find(hb, pd->peer);
     struct sup_hb_msg m;
     msg_fill(hb, &m, SUP_HB_HANDOVER_REQ);
-    if (p) {
-        /* Resend with the same sequence: the peer dedups on it. */
-        uint8_t buf[SUP_HB_WIRE_SIZE];
-        m.seq = pd->seq;
-        sup_hb_encode(&m, buf);
-        if (p->rid_len &&
-            zmq_send(hb->router, p->rid, p->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-            zmq_send(hb->router, buf, sizeof buf, ZMQ_DONTWAIT);
-        hb->drain_more = true;
-    }
+    m.ref_seq = pd->seq; /* same request id, fresh sequence: the peer dedups on the id */
+    if (p)
+        send_to_peer(hb, p, &m);
     pd->next_send = now + hb->interval_ns;
 }
 
@@ -646,11 +639,12 @@ int sup_hb_request_handover(struct sup_hb *hb, const char *peer, int timeout_ms,
         return -EBUSY;
     struct sup_hb_msg m;
     msg_fill(hb, &m, SUP_HB_HANDOVER_REQ);
+    m.ref_seq = hb->seq + 1; /* the request id is the sequence of its first send */
     int r = send_to_peer(hb, p, &m);
     if (r < 0)
         return r;
     int64_t now = now_ns();
-    hb->pend = (struct pending){.active = true, .seq = m.seq,
+    hb->pend = (struct pending){.active = true, .seq = m.ref_seq,
                                 .deadline = now + (int64_t)timeout_ms * 1000000,
                                 .next_send = now + hb->interval_ns};
     snprintf(hb->pend.peer, sizeof hb->pend.peer, "%s", peer);

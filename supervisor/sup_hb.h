@@ -75,7 +75,8 @@ const char *sup_role_name(int role);
  *   32  send time, sender's CLOCK_MONOTONIC, ns  u64
  *   40  epoch                 u64
  *   48  last durable LSN      u64
- *   56  ref sequence (ack: the request's sequence; else 0) u64
+ *   56  request id (request and ack: the sequence of the request's first
+ *       send, kept when it is resent; heartbeat: 0)  u64
  *   64  node id, NUL-padded, NUL-terminated  64 bytes
  *  128  end
  * Compatibility: never reorder; new fields go into reserved space or after

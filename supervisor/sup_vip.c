@@ -63,6 +63,11 @@ static int parse_vip(struct sup_vip *v, const char *vip, char *err, size_t errle
 {
     char buf[64];
     snprintf(buf, sizeof buf, "%s", vip);
+    if (strchr(buf, ':')) {
+        snprintf(err, errlen, "[ha] vip = \"%s\": IPv6 virtual IPs are not supported yet "
+                 "(IPv4 only: it is announced with ARP)", vip);
+        return -EAFNOSUPPORT;
+    }
     char *slash = strchr(buf, '/');
     v->prefix = 32;
     if (slash) {
@@ -74,11 +79,6 @@ static int parse_vip(struct sup_vip *v, const char *vip, char *err, size_t errle
             return -EINVAL;
         }
         v->prefix = (int)p;
-    }
-    if (strchr(buf, ':')) {
-        snprintf(err, errlen, "[ha] vip = \"%s\": IPv6 virtual IPs are not supported yet "
-                 "(IPv4 only: it is announced with ARP)", vip);
-        return -EAFNOSUPPORT;
     }
     if (inet_pton(AF_INET, buf, &v->addr) != 1) {
         snprintf(err, errlen, "[ha] vip = \"%s\": not an IPv4 address (expected e.g. "

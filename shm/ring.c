@@ -14,9 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_SPIN      2000u
-#define DEFAULT_SLICE_NS  (50 * 1000 * 1000LL)
-#define NO_CLAIM          UINT64_MAX
+#define DEFAULT_SPIN     2000u
+#define DEFAULT_SLICE_NS (50 * 1000 * 1000LL)
+#define NO_CLAIM         UINT64_MAX
 
 /* ---- named cross-process atomics: every shared load/store goes here ---- */
 

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -172,8 +173,8 @@ static int check_header(const struct shm_header *h, size_t size, const char *nam
                     "/dev/shm%s: layout version %u, this build speaks version %u", name, v,
                     SHM_LAYOUT_VERSION);
     size_t want = shm_segment_size(h->slot_count, h->ring_size);
-    if (h->header_size != SHM_HEADER_SIZE || want == 0 || want != size ||
-        h->segment_size != size || h->slot_size != slot_size_of(h->ring_size))
+    if (h->header_size != SHM_HEADER_SIZE || want == 0 || want != size || h->segment_size != size ||
+        h->slot_size != slot_size_of(h->ring_size))
         return fail(err, errlen, -EBADMSG,
                     "/dev/shm%s: geometry does not match its size (%u slots, ring %u, "
                     "header says %llu bytes, file has %zu)",
@@ -273,6 +274,10 @@ int shm_worker_attach(struct shm_seg *s, uint32_t slot, struct ring *tx, struct 
     struct shm_slot *sl = shm_slot_at(s, slot);
     if (!sl)
         return -EINVAL;
+    /* Two live writers on one ring would corrupt it: refuse a busy slot. */
+    pid_t old = atomic_load_explicit(&sl->worker_pid, memory_order_relaxed);
+    if (old > 0 && old != getpid() && (kill(old, 0) == 0 || errno == EPERM))
+        return -EBUSY;
     int rc = shm_slot_rings(s, slot, SHM_SIDE_WORKER, tx, rx);
     if (rc < 0)
         return rc;
@@ -280,13 +285,10 @@ int shm_worker_attach(struct shm_seg *s, uint32_t slot, struct ring *tx, struct 
     uint64_t wp = atomic_load_explicit(&rx->sh->write_pos, memory_order_acquire);
     rx->pos = rx->released = rx->cached_peer = wp;
     atomic_store_explicit(&rx->sh->read_pos, wp, memory_order_release);
-    atomic_fetch_and_explicit(&tx->sh->closed, ~(uint32_t)RING_CLOSED_WRITER,
-                              memory_order_relaxed);
-    atomic_fetch_and_explicit(&rx->sh->closed, ~(uint32_t)RING_CLOSED_READER,
-                              memory_order_relaxed);
+    atomic_fetch_and_explicit(&tx->sh->closed, ~(uint32_t)RING_CLOSED_WRITER, memory_order_relaxed);
+    atomic_fetch_and_explicit(&rx->sh->closed, ~(uint32_t)RING_CLOSED_READER, memory_order_relaxed);
     atomic_store_explicit(&sl->worker_pid, (int32_t)getpid(), memory_order_relaxed);
-    atomic_store_explicit(&sl->worker_heartbeat_ns, (uint64_t)shm_now_ns(),
-                          memory_order_relaxed);
+    atomic_store_explicit(&sl->worker_heartbeat_ns, (uint64_t)shm_now_ns(), memory_order_relaxed);
     uint32_t g = atomic_fetch_add_explicit(&sl->attach_gen, 1, memory_order_release) + 1;
     if (gen)
         *gen = g;

@@ -155,19 +155,19 @@ struct ring {
     enum ring_role role;
     bool broken;
     /* writer: committed (not yet published) position, claim in progress */
-    uint64_t pos;         /* writer: committed; reader: next record to read */
-    uint64_t cached_peer; /* writer: read_pos seen; reader: write_pos seen */
-    uint64_t claim_pos;   /* writer: start of the current claim, or UINT64_MAX */
-    uint64_t released;    /* reader: read_pos last published */
-    int peer_pidfd;       /* -1, or a pidfd of the peer (not owned) */
-    int bell_fd;          /* -1, or the peer's doorbell (write side, not owned) */
-    uint32_t spin;        /* spins before parking in ring_wait */
-    uint32_t claim_len;   /* writer: payload length of the current claim */
+    uint64_t pos;          /* writer: committed; reader: next record to read */
+    uint64_t cached_peer;  /* writer: read_pos seen; reader: write_pos seen */
+    uint64_t claim_pos;    /* writer: start of the current claim, or UINT64_MAX */
+    uint64_t released;     /* reader: read_pos last published */
+    int peer_pidfd;        /* -1, or a pidfd of the peer (not owned) */
+    int bell_fd;           /* -1, or the peer's doorbell (write side, not owned) */
+    uint32_t spin;         /* spins before parking in ring_wait */
+    uint32_t claim_len;    /* writer: payload length of the current claim */
     int64_t park_slice_ns; /* longest single futex sleep (peer death check) */
     /* counters for tests and stats (this side only) */
-    uint64_t parks;       /* futex sleeps entered */
-    uint64_t wakes;       /* futex wakes or doorbell writes sent to the peer */
-    uint64_t late_wakes;  /* a futex sleep timed out although the peer was ready */
+    uint64_t parks;      /* futex sleeps entered */
+    uint64_t wakes;      /* futex wakes or doorbell writes sent to the peer */
+    uint64_t late_wakes; /* a futex sleep timed out although the peer was ready */
 };
 
 /* Bytes of shared memory a ring of `capacity` data bytes needs. */

@@ -149,7 +149,8 @@ int shm_slot_rings(struct shm_seg *s, uint32_t slot, enum shm_side side, struct 
  * Worker: claims slot N (pid, heartbeat, new generation returned in *gen) and
  * opens its rings. A re-attach after a restart skips what the core had queued
  * for the dead worker (its connections are gone; the core sees the new
- * generation and releases those deliveries).
+ * generation and releases those deliveries). -EBUSY if another live process
+ * holds the slot (a zombie counts as live until its parent reaps it).
  */
 int shm_worker_attach(struct shm_seg *s, uint32_t slot, struct ring *tx, struct ring *rx,
                       uint32_t *gen);

@@ -24,11 +24,11 @@
 #include "hamq/shm.h"
 
 #define SEC     1000000000LL
-#define BATCH   32u
 #define RING_SZ (256u * 1024u)
 
 static char inst[64];
 static bool quick;
+static uint32_t BATCH = 32; /* records per publish / per release */
 
 static void die(const char *what)
 {
@@ -248,8 +248,8 @@ static void pingpong(enum pp_mode m, uint64_t n, const char *label)
             lat[i - 100] = shm_now_ns() - t0;
     }
     qsort(lat, n, sizeof(*lat), cmp_i64);
-    printf("round trip %-28s p50 %8" PRId64 " ns   p99 %8" PRId64 " ns   (n=%" PRIu64 ")\n",
-           label, lat[n / 2], lat[n * 99 / 100], n);
+    printf("round trip %-28s p50 %8" PRId64 " ns   p99 %8" PRId64 " ns   (n=%" PRIu64 ")\n", label,
+           lat[n / 2], lat[n * 99 / 100], n);
     free(lat);
     reap(child);
     shm_detach(&s);
@@ -267,6 +267,9 @@ int main(int argc, char **argv)
         }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *b = getenv("RING_BENCH_BATCH");
+    if (b && atoi(b) > 0)
+        BATCH = (uint32_t)atoi(b);
     signal(SIGPIPE, SIG_IGN);
     snprintf(inst, sizeof(inst), "bench-%d", (int)getpid());
     pin(0);

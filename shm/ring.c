@@ -459,6 +459,17 @@ static _Atomic uint32_t *my_wait_word(struct ring *r)
     return r->role == RING_READER ? &r->sh->reader_wait : &r->sh->writer_wait;
 }
 
+/*
+ * While a reader spins, ask for the line the next record will land in, so
+ * that its transfer overlaps the one of write_pos (one miss, not two, per
+ * hand-off). A hint only: it never reads the bytes.
+ */
+static inline void spin_prefetch(const struct ring *r)
+{
+    if (r->role == RING_READER)
+        __builtin_prefetch(r->data + (r->pos & r->mask), 0, 3);
+}
+
 /* Arms, re-checks (Dekker), sleeps at most slice_ns. */
 static enum ring_outcome park_once(struct ring *r, uint32_t need, int64_t slice_ns)
 {
@@ -488,6 +499,7 @@ enum ring_outcome ring_wait(struct ring *r, uint32_t need, int64_t timeout_ns)
         o = side_ready(r, need);
         if (o != RING_WOULD_BLOCK)
             return o;
+        spin_prefetch(r);
         cpu_relax();
     }
     int64_t deadline = now_ns() + timeout_ns;

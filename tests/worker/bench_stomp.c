@@ -67,8 +67,8 @@ static struct stomp_session *new_session(long *counter, const char *ack_mode)
     struct stomp_session *s = stomp_session_new(&cfg);
     char sub[128];
     const char c[] = "CONNECT\naccept-version:1.2\nhost:h\n\n";
-    int n = snprintf(sub, sizeof(sub), "SUBSCRIBE\nid:0\ndestination:/queue/b\nack:%s\n\n",
-                     ack_mode);
+    int n =
+        snprintf(sub, sizeof(sub), "SUBSCRIBE\nid:0\ndestination:/queue/b\nack:%s\n\n", ack_mode);
     if (!s || stomp_session_input(s, (const uint8_t *)c, sizeof(c)) != sizeof(c) ||
         stomp_session_input(s, (const uint8_t *)sub, (size_t)n + 1) != n + 1) {
         fprintf(stderr, "bench: session setup failed\n");

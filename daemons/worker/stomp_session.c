@@ -823,8 +823,7 @@ enum stomp_tick stomp_session_tick(struct stomp_session *s, uint64_t now_ms)
     if (s->closing)
         return STOMP_TICK_OK;
     if (!s->connected)
-        return s->cfg.connect_timeout_ms &&
-                       now_ms - s->first_tick_ms > s->cfg.connect_timeout_ms
+        return s->cfg.connect_timeout_ms && now_ms - s->first_tick_ms > s->cfg.connect_timeout_ms
                    ? STOMP_TICK_PEER_LATE
                    : STOMP_TICK_OK;
     if (s->hb_recv && now_ms - s->last_rx_ms > 2 * (uint64_t)s->hb_recv)

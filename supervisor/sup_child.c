@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "hamq/log.h"
-#include "supervisor/sup_child.h"
+#include "sup_child.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -51,21 +51,30 @@ static int64_t now_ms(void)
 const char *sup_exit_name(int code)
 {
     switch (code) {
-    case HAMQ_EXIT_OK: return "OK";
-    case HAMQ_EXIT_INTERNAL: return "INTERNAL";
-    case HAMQ_EXIT_CONFIG: return "CONFIG";
-    case HAMQ_EXIT_FENCED: return "FENCED";
-    case HAMQ_EXIT_STORE_CORRUPT: return "STORE_CORRUPT";
-    case HAMQ_EXIT_LOCK_LOST: return "LOCK_LOST";
-    case HAMQ_EXIT_IO: return "IO";
-    case HAMQ_EXIT_PEER_GONE: return "PEER_GONE";
-    case HAMQ_EXIT_NO_STORE: return "NO_STORE";
-    default: return "unknown";
+    case HAMQ_EXIT_OK:
+        return "OK";
+    case HAMQ_EXIT_INTERNAL:
+        return "INTERNAL";
+    case HAMQ_EXIT_CONFIG:
+        return "CONFIG";
+    case HAMQ_EXIT_FENCED:
+        return "FENCED";
+    case HAMQ_EXIT_STORE_CORRUPT:
+        return "STORE_CORRUPT";
+    case HAMQ_EXIT_LOCK_LOST:
+        return "LOCK_LOST";
+    case HAMQ_EXIT_IO:
+        return "IO";
+    case HAMQ_EXIT_PEER_GONE:
+        return "PEER_GONE";
+    case HAMQ_EXIT_NO_STORE:
+        return "NO_STORE";
+    default:
+        return "unknown";
     }
 }
 
-enum sup_child_decision sup_child_decide(int code, int signo, bool stop_requested,
-                                         const char **why)
+enum sup_child_decision sup_child_decide(int code, int signo, bool stop_requested, const char **why)
 {
     if (stop_requested) {
         *why = "stopped on request";
@@ -248,11 +257,11 @@ static void report_exit(struct sup_child *c, const siginfo_t *si)
     else
         snprintf(how, sizeof how, "exited with %d (%s)", e.code, sup_exit_name(e.code));
     const char *const fields[] = {ev, NULL};
-    int prio = (e.decision == SUP_CHILD_STOP && !c->stop_requested && e.code != 0)
-                   ? LOG_ERR : LOG_NOTICE;
+    int prio =
+        (e.decision == SUP_CHILD_STOP && !c->stop_requested && e.code != 0) ? LOG_ERR : LOG_NOTICE;
     if (e.decision == SUP_CHILD_RESTART)
-        log_fields(prio, fields, "%s (pid %d) %s after %ld ms: %s, in %d ms", c->name,
-                   (int)c->pid, how, e.ran_ms, e.why, e.restart_in_ms);
+        log_fields(prio, fields, "%s (pid %d) %s after %ld ms: %s, in %d ms", c->name, (int)c->pid,
+                   how, e.ran_ms, e.why, e.restart_in_ms);
     else
         log_fields(prio, fields, "%s (pid %d) %s after %ld ms: %s", c->name, (int)c->pid, how,
                    e.ran_ms, e.why);
@@ -342,8 +351,8 @@ int sup_child_kill_frozen(struct sup_child *c, int timeout_ms)
     int r = sup_kill_frozen_pidfd(c->pidfd, timeout_ms);
     const char *const fields[] = {"HAMQ_EVENT=child-frozen-kill", NULL};
     if (r == 0)
-        log_fields(LOG_WARNING, fields, "%s (pid %d) killed as frozen; death confirmed",
-                   c->name, (int)c->pid);
+        log_fields(LOG_WARNING, fields, "%s (pid %d) killed as frozen; death confirmed", c->name,
+                   (int)c->pid);
     else
         log_fields(LOG_ERR, fields, "%s (pid %d) SIGKILLed as frozen but not dead after %d ms: %s",
                    c->name, (int)c->pid, timeout_ms, strerror(-r));
@@ -368,8 +377,23 @@ void sup_child_free(struct sup_child *c)
     free(c);
 }
 
-int sup_child_fd(const struct sup_child *c) { return c->epfd; }
-enum sup_child_state sup_child_state(const struct sup_child *c) { return c->state; }
-pid_t sup_child_pid(const struct sup_child *c) { return c->pid; }
-int sup_child_restarts(const struct sup_child *c) { return c->restarts; }
-const char *sup_child_name(const struct sup_child *c) { return c->name; }
+int sup_child_fd(const struct sup_child *c)
+{
+    return c->epfd;
+}
+enum sup_child_state sup_child_state(const struct sup_child *c)
+{
+    return c->state;
+}
+pid_t sup_child_pid(const struct sup_child *c)
+{
+    return c->pid;
+}
+int sup_child_restarts(const struct sup_child *c)
+{
+    return c->restarts;
+}
+const char *sup_child_name(const struct sup_child *c)
+{
+    return c->name;
+}

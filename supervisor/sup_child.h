@@ -40,16 +40,16 @@ struct sup_child_policy {
 };
 
 enum sup_child_state {
-    SUP_CHILD_IDLE = 0,     /* never started, or stopped on request */
+    SUP_CHILD_IDLE = 0, /* never started, or stopped on request */
     SUP_CHILD_RUNNING,
-    SUP_CHILD_STOPPING,     /* SIGTERM sent, waiting */
-    SUP_CHILD_BACKOFF,      /* exited, restart scheduled */
-    SUP_CHILD_FAILED,       /* exited with a "do not restart" status */
+    SUP_CHILD_STOPPING, /* SIGTERM sent, waiting */
+    SUP_CHILD_BACKOFF,  /* exited, restart scheduled */
+    SUP_CHILD_FAILED,   /* exited with a "do not restart" status */
 };
 
 struct sup_child_exit {
-    int code;    /* exit code, or -1 if killed by a signal */
-    int signo;   /* the signal, or 0 */
+    int code;  /* exit code, or -1 if killed by a signal */
+    int signo; /* the signal, or 0 */
     enum sup_child_decision decision;
     const char *why;
     int restart_in_ms; /* when decision == RESTART */

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "hamq/log.h"
-#include "supervisor/sup_ctl_proto.h"
+#include "sup_ctl_proto.h"
 
 static const char *const commands[] = {"status", "failover", "failback", "pause", "resume", NULL};
 
@@ -136,8 +136,10 @@ static void dispatch(struct sup_ctl_server *s, struct conn *c, char *line)
         known |= strcmp(line, commands[i]) == 0;
     if (!known) {
         char m[SUP_CTL_LINE_MAX + 96];
-        snprintf(m, sizeof m, "unknown command \"%.64s\" (accepted: status, failover, failback, "
-                 "pause, resume)", line);
+        snprintf(m, sizeof m,
+                 "unknown command \"%.64s\" (accepted: status, failover, failback, "
+                 "pause, resume)",
+                 line);
         conn_error(s, c, m);
         return;
     }
@@ -298,8 +300,8 @@ static int server_listen(struct sup_ctl_server *s, char *err, size_t errlen)
     return epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) < 0 ? -errno : 0;
 }
 
-int sup_ctl_server_new(const char *path, sup_ctl_handler h, void *ctx,
-                       struct sup_ctl_server **out, char *err, size_t errlen)
+int sup_ctl_server_new(const char *path, sup_ctl_handler h, void *ctx, struct sup_ctl_server **out,
+                       char *err, size_t errlen)
 {
     *out = NULL;
     struct sup_ctl_server *s = calloc(1, sizeof *s);

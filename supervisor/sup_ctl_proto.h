@@ -28,14 +28,14 @@
 #include <sys/types.h>
 
 #define SUP_CTL_DEFAULT_PATH "/run/hamq/supervisor.sock"
-#define SUP_CTL_LINE_MAX 512
-#define SUP_CTL_REPLY_MAX 8192
-#define SUP_CTL_MAX_CLIENTS 16
+#define SUP_CTL_LINE_MAX     512
+#define SUP_CTL_REPLY_MAX    8192
+#define SUP_CTL_MAX_CLIENTS  16
 
 struct sup_ctl_reply {
     char buf[SUP_CTL_REPLY_MAX]; /* key=value lines */
     size_t len;
-    char error[256];             /* set by sup_ctl_reply_error */
+    char error[256]; /* set by sup_ctl_reply_error */
 };
 
 /* Appends "key=value\n" (value printf-formatted; newlines in it become spaces). */
@@ -50,8 +50,8 @@ typedef void (*sup_ctl_handler)(void *ctx, const char *cmd, const char *args,
                                 struct sup_ctl_reply *reply);
 
 struct sup_ctl_server;
-int sup_ctl_server_new(const char *path, sup_ctl_handler h, void *ctx,
-                       struct sup_ctl_server **out, char *err, size_t errlen);
+int sup_ctl_server_new(const char *path, sup_ctl_handler h, void *ctx, struct sup_ctl_server **out,
+                       char *err, size_t errlen);
 void sup_ctl_server_allow_gid(struct sup_ctl_server *s, gid_t gid);
 int sup_ctl_server_fd(const struct sup_ctl_server *s);
 int sup_ctl_server_on_readable(struct sup_ctl_server *s);

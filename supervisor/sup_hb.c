@@ -17,11 +17,11 @@
 #include <zmq.h>
 
 #include "hamq/log.h"
-#include "supervisor/sup_hb.h"
+#include "sup_hb.h"
 
-#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
-#define ROUTING_ID_MAX 256
-#define MAX_KEYS SUP_HB_MAX_PEERS
+#define ZAP_ENDPOINT      "inproc://zeromq.zap.01"
+#define ROUTING_ID_MAX    256
+#define MAX_KEYS          SUP_HB_MAX_PEERS
 #define AUTH_LOG_EVERY_NS (5LL * 1000000000LL)
 
 enum zkind { ZK_ROUTER, ZK_DEALER, ZK_ZAP, ZK_MONITOR };
@@ -36,7 +36,7 @@ struct peer {
     char node_id[SUP_HB_NODE_ID_MAX];
     bool alive;
     bool ever_seen;
-    struct sup_hb_msg last;      /* last accepted heartbeat */
+    struct sup_hb_msg last; /* last accepted heartbeat */
     uint64_t incarnation;
     uint64_t last_seq;
     uint64_t max_send_ts;        /* newest accepted send time (sender clock) */
@@ -44,7 +44,7 @@ struct peer {
     int64_t last_seen;           /* our monotonic ns */
     uint8_t rid[ROUTING_ID_MAX]; /* routing id of its connection into our ROUTER */
     size_t rid_len;
-    uint64_t handled_req;        /* last handover request passed to the callback */
+    uint64_t handled_req; /* last handover request passed to the callback */
     bool acked;
     int ack_status;
 };
@@ -118,8 +118,9 @@ int sup_hb_encode(const struct sup_hb_msg *m, uint8_t out[SUP_HB_WIRE_SIZE])
     size_t idlen = strnlen(m->node_id, SUP_HB_NODE_ID_MAX);
     if (idlen == 0 || idlen >= SUP_HB_NODE_ID_MAX)
         return -EINVAL;
+    static const uint8_t magic[4] = {'H', 'Q', 'H', 'B'}; /* SUP_HB_MAGIC */
     memset(out, 0, SUP_HB_WIRE_SIZE);
-    memcpy(out, SUP_HB_MAGIC, 4);
+    memcpy(out, magic, sizeof magic);
     out[4] = SUP_HB_VERSION;
     out[5] = m->type;
     out[6] = m->role;
@@ -209,8 +210,7 @@ static void log_peer_event(const char *event, const char *peer, int prio, const 
 static void peer_set_alive(struct sup_hb *hb, struct peer *p, bool alive, const char *why)
 {
     p->alive = alive;
-    log_peer_event(alive ? "peer-found" : "peer-lost", p->node_id,
-                   alive ? LOG_NOTICE : LOG_WARNING,
+    log_peer_event(alive ? "peer-found" : "peer-lost", p->node_id, alive ? LOG_NOTICE : LOG_WARNING,
                    alive ? "peer %s found: %s" : "peer %s lost: %s", why);
     if (hb->cb.peer_change) {
         struct sup_hb_peer_info info;
@@ -220,8 +220,8 @@ static void peer_set_alive(struct sup_hb *hb, struct peer *p, bool alive, const 
 }
 
 /* The staleness rule of sup_hb.h. Returns true if m must be ignored. */
-static bool peer_is_stale(const struct sup_hb *hb, const struct peer *p,
-                          const struct sup_hb_msg *m, int64_t now)
+static bool peer_is_stale(const struct sup_hb *hb, const struct peer *p, const struct sup_hb_msg *m,
+                          int64_t now)
 {
     if (!p->ever_seen || m->incarnation != p->incarnation)
         return false;
@@ -244,14 +244,13 @@ static struct peer *peer_add(struct sup_hb *hb, const char *id)
 }
 
 /* Accepts a fresh message from p: updates the clock estimate and liveness. */
-static void peer_accept(struct sup_hb *hb, struct peer *p, const struct sup_hb_msg *m,
-                        int64_t now)
+static void peer_accept(struct sup_hb *hb, struct peer *p, const struct sup_hb_msg *m, int64_t now)
 {
     char why[160];
     bool restarted = p->ever_seen && m->incarnation != p->incarnation;
     if (!p->ever_seen)
-        snprintf(why, sizeof why, "first message (role %s, epoch %llu)",
-                 sup_role_name(m->role), (unsigned long long)m->epoch);
+        snprintf(why, sizeof why, "first message (role %s, epoch %llu)", sup_role_name(m->role),
+                 (unsigned long long)m->epoch);
     else if (restarted)
         snprintf(why, sizeof why, "peer process restarted (new incarnation), role %s",
                  sup_role_name(m->role));
@@ -344,8 +343,7 @@ static void handle_handover_req(struct sup_hb *hb, struct peer *p, const struct 
         hb->cb.handover_request(hb->cb.ctx, p->node_id, m->ref_seq);
 }
 
-static void handle_handover_ack(struct sup_hb *hb, const struct peer *p,
-                                const struct sup_hb_msg *m)
+static void handle_handover_ack(struct sup_hb *hb, const struct peer *p, const struct sup_hb_msg *m)
 {
     if (!hb->pend.active || strcmp(hb->pend.peer, p->node_id) != 0 || m->ref_seq != hb->pend.seq)
         return; /* a duplicate ack, or one for a request we gave up on */
@@ -356,8 +354,8 @@ static void handle_handover_ack(struct sup_hb *hb, const struct peer *p,
         hb->cb.handover_result(hb->cb.ctx, p->node_id, m->ref_seq, m->status);
 }
 
-static void handle_message(struct sup_hb *hb, const uint8_t *rid, size_t rid_len,
-                           const void *buf, size_t len)
+static void handle_message(struct sup_hb *hb, const uint8_t *rid, size_t rid_len, const void *buf,
+                           size_t len)
 {
     struct sup_hb_msg m;
     const char *why;
@@ -569,7 +567,8 @@ static void check_timeouts(struct sup_hb *hb, int64_t now)
             continue;
         char why[128];
         snprintf(why, sizeof why, "no heartbeat for %lld ms (timeout %lld ms)",
-                 (long long)((now - p->last_seen) / 1000000), (long long)(hb->timeout_ns / 1000000));
+                 (long long)((now - p->last_seen) / 1000000),
+                 (long long)(hb->timeout_ns / 1000000));
         peer_set_alive(hb, p, false, why);
     }
 }
@@ -644,7 +643,8 @@ int sup_hb_request_handover(struct sup_hb *hb, const char *peer, int timeout_ms,
     if (r < 0)
         return r;
     int64_t now = now_ns();
-    hb->pend = (struct pending){.active = true, .seq = m.ref_seq,
+    hb->pend = (struct pending){.active = true,
+                                .seq = m.ref_seq,
                                 .deadline = now + (int64_t)timeout_ms * 1000000,
                                 .next_send = now + hb->interval_ns};
     snprintf(hb->pend.peer, sizeof hb->pend.peer, "%s", peer);
@@ -777,7 +777,8 @@ static int setup_curve_keys(struct sup_hb *hb, const struct hamq_config *cfg, ch
                             char sec[41], char *err, size_t errlen)
 {
     if (!cfg->curve_peer_public_key_file[0]) {
-        snprintf(err, errlen, "[ha] curve_secret_key_file is set but "
+        snprintf(err, errlen,
+                 "[ha] curve_secret_key_file is set but "
                  "curve_peer_public_key_file is not: both or neither");
         return -EINVAL;
     }
@@ -831,8 +832,7 @@ static int setup_router(struct sup_hb *hb, const struct hamq_config *cfg, const 
     }
     if (zmq_bind(s, cfg->ha_listen) < 0) {
         int e = zmq_errno();
-        snprintf(err, errlen, "[ha] listen = %s: cannot bind: %s", cfg->ha_listen,
-                 zmq_strerror(e));
+        snprintf(err, errlen, "[ha] listen = %s: cannot bind: %s", cfg->ha_listen, zmq_strerror(e));
         zmq_close(s);
         return -e;
     }
@@ -931,7 +931,8 @@ int sup_hb_new(const struct hamq_config *cfg, const struct sup_hb_callbacks *cb,
     if (cfg->curve_secret_key_file[0])
         r = setup_curve_keys(hb, cfg, pub, sec, err, errlen);
     else if (cfg->curve_peer_public_key_file[0]) {
-        snprintf(err, errlen, "[ha] curve_peer_public_key_file is set but "
+        snprintf(err, errlen,
+                 "[ha] curve_peer_public_key_file is set but "
                  "curve_secret_key_file is not: both or neither");
         r = -EINVAL;
     }

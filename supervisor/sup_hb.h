@@ -83,12 +83,12 @@ const char *sup_role_name(int role);
  * byte 128 with a version bump. A receiver refuses other versions (logged
  * once per peer) rather than guessing.
  */
-#define SUP_HB_MAGIC "HQHB"
-#define SUP_HB_VERSION 1
-#define SUP_HB_WIRE_SIZE 128
+#define SUP_HB_MAGIC       "HQHB"
+#define SUP_HB_VERSION     1
+#define SUP_HB_WIRE_SIZE   128
 #define SUP_HB_NODE_ID_MAX 64
-#define SUP_HB_MAX_PEERS 16
-#define SUP_HB_DRAIN_MAX 1024
+#define SUP_HB_MAX_PEERS   16
+#define SUP_HB_DRAIN_MAX   1024
 
 enum sup_hb_type {
     SUP_HB_HEARTBEAT = 1,
@@ -143,9 +143,9 @@ struct sup_hb_callbacks {
 struct sup_hb_stats {
     uint64_t sent;
     uint64_t received;
-    uint64_t stale;          /* ignored: queued too long or out of order */
-    uint64_t invalid;        /* bad frames */
-    uint64_t auth_refused;   /* ZAP refusals */
+    uint64_t stale;        /* ignored: queued too long or out of order */
+    uint64_t invalid;      /* bad frames */
+    uint64_t auth_refused; /* ZAP refusals */
     uint64_t handshake_failed;
 };
 

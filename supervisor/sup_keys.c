@@ -10,10 +10,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "supervisor/sup_hb.h"
+#include "sup_hb.h"
 
-static int write_new_file(const char *path, mode_t mode, const char *text, char *err,
-                          size_t errlen)
+static int write_new_file(const char *path, mode_t mode, const char *text, char *err, size_t errlen)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0) {
@@ -79,8 +78,10 @@ int sup_keys_read_all(const char *path, bool secret, char (*keys)[41], int max, 
     struct stat st;
     if (secret && fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
         fclose(f);
-        snprintf(err, errlen, "secret key file %s is readable by group or others (mode %03o): "
-                 "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+        snprintf(err, errlen,
+                 "secret key file %s is readable by group or others (mode %03o): "
+                 "chmod 600 it",
+                 path, (unsigned)(st.st_mode & 0777));
         return -EPERM;
     }
     char line[256];

@@ -15,7 +15,7 @@
 #include <netlink/route/link.h>
 
 #include "hamq/log.h"
-#include "supervisor/sup_link.h"
+#include "sup_link.h"
 
 #define RECV_ROUNDS_MAX 64
 
@@ -90,8 +90,8 @@ static int on_msg(struct nl_msg *msg, void *arg)
     return NL_OK;
 }
 
-int sup_link_new(const char *ifname, sup_link_fn cb, void *ctx, struct sup_link **out,
-                 char *err, size_t errlen)
+int sup_link_new(const char *ifname, sup_link_fn cb, void *ctx, struct sup_link **out, char *err,
+                 size_t errlen)
 {
     *out = NULL;
     if (!ifname[0] || strlen(ifname) >= IFNAMSIZ) {
@@ -147,8 +147,7 @@ int sup_link_on_readable(struct sup_link *l)
         if (r >= 0)
             continue;
         /* ENOBUFS (reported as NLE_NOMEM) and friends: we missed events, re-read. */
-        log_warn("link watch on %s: %s; re-reading the interface state", l->ifname,
-                 nl_geterror(r));
+        log_warn("link watch on %s: %s; re-reading the interface state", l->ifname, nl_geterror(r));
         bool exists;
         unsigned flags;
         if (link_query(l->ifname, &exists, &flags) == 0)

@@ -20,8 +20,8 @@ struct sup_link;
 typedef void (*sup_link_fn)(void *ctx, const char *ifname, bool up, const char *why);
 
 /* -ENODEV if ifname does not exist now (it must exist at start). */
-int sup_link_new(const char *ifname, sup_link_fn cb, void *ctx, struct sup_link **out,
-                 char *err, size_t errlen);
+int sup_link_new(const char *ifname, sup_link_fn cb, void *ctx, struct sup_link **out, char *err,
+                 size_t errlen);
 void sup_link_free(struct sup_link *l);
 int sup_link_fd(const struct sup_link *l);
 int sup_link_on_readable(struct sup_link *l);

@@ -21,7 +21,7 @@
 #include <netlink/route/addr.h>
 
 #include "hamq/log.h"
-#include "supervisor/sup_vip.h"
+#include "sup_vip.h"
 
 struct sup_vip {
     char ifname[IF_NAMESIZE];
@@ -46,16 +46,25 @@ static int64_t now_ms(void)
 static int nl_to_errno(int nlerr)
 {
     switch (nlerr < 0 ? -nlerr : nlerr) {
-    case NLE_EXIST: return EEXIST;
+    case NLE_EXIST:
+        return EEXIST;
     case NLE_PERM:
-    case NLE_NOACCESS: return EPERM;
-    case NLE_NODEV: return ENODEV;
-    case NLE_INVAL: return EINVAL;
-    case NLE_NOADDR: return EADDRNOTAVAIL;
-    case NLE_OBJ_NOTFOUND: return ENOENT;
-    case NLE_NOMEM: return ENOMEM;
-    case NLE_AF_NOSUPPORT: return EAFNOSUPPORT;
-    default: return EIO;
+    case NLE_NOACCESS:
+        return EPERM;
+    case NLE_NODEV:
+        return ENODEV;
+    case NLE_INVAL:
+        return EINVAL;
+    case NLE_NOADDR:
+        return EADDRNOTAVAIL;
+    case NLE_OBJ_NOTFOUND:
+        return ENOENT;
+    case NLE_NOMEM:
+        return ENOMEM;
+    case NLE_AF_NOSUPPORT:
+        return EAFNOSUPPORT;
+    default:
+        return EIO;
     }
 }
 
@@ -64,8 +73,10 @@ static int parse_vip(struct sup_vip *v, const char *vip, char *err, size_t errle
     char buf[64];
     snprintf(buf, sizeof buf, "%s", vip);
     if (strchr(buf, ':')) {
-        snprintf(err, errlen, "[ha] vip = \"%s\": IPv6 virtual IPs are not supported yet "
-                 "(IPv4 only: it is announced with ARP)", vip);
+        snprintf(err, errlen,
+                 "[ha] vip = \"%s\": IPv6 virtual IPs are not supported yet "
+                 "(IPv4 only: it is announced with ARP)",
+                 vip);
         return -EAFNOSUPPORT;
     }
     char *slash = strchr(buf, '/');
@@ -81,8 +92,10 @@ static int parse_vip(struct sup_vip *v, const char *vip, char *err, size_t errle
         v->prefix = (int)p;
     }
     if (inet_pton(AF_INET, buf, &v->addr) != 1) {
-        snprintf(err, errlen, "[ha] vip = \"%s\": not an IPv4 address (expected e.g. "
-                 "10.0.0.50/24)", vip);
+        snprintf(err, errlen,
+                 "[ha] vip = \"%s\": not an IPv4 address (expected e.g. "
+                 "10.0.0.50/24)",
+                 vip);
         return -EINVAL;
     }
     return 0;
@@ -150,8 +163,7 @@ static int vip_lookup(const struct sup_vip *v, struct nl_sock *sk, char *err, si
         return -nl_to_errno(r);
     }
     int found = 0;
-    for (struct nl_object *o = nl_cache_get_first(cache); o && !found;
-         o = nl_cache_get_next(o)) {
+    for (struct nl_object *o = nl_cache_get_first(cache); o && !found; o = nl_cache_get_next(o)) {
         struct rtnl_addr *a = (struct rtnl_addr *)o;
         struct nl_addr *local = rtnl_addr_get_local(a);
         if (rtnl_addr_get_ifindex(a) != v->ifindex || rtnl_addr_get_family(a) != AF_INET ||
@@ -193,9 +205,10 @@ static int vip_nl_add(struct sup_vip *v, struct nl_sock *sk, char *err, size_t e
     if (found < 0)
         return found;
     if (found == 2) {
-        snprintf(err, errlen, "cannot add VIP %s: the address is already on %s and is not "
-                 "managed by hamq (no label %s): refusing to take it over", v->text, v->ifname,
-                 v->label[0] ? v->label : "(name too long for one)");
+        snprintf(err, errlen,
+                 "cannot add VIP %s: the address is already on %s and is not "
+                 "managed by hamq (no label %s): refusing to take it over",
+                 v->text, v->ifname, v->label[0] ? v->label : "(name too long for one)");
         return -EEXIST;
     }
     if (found == 1) {
@@ -228,8 +241,7 @@ int sup_vip_add(struct sup_vip *v, char *err, size_t errlen)
         return r;
     v->owned = true;
     const char *const fields[] = {"HAMQ_EVENT=vip-add", NULL};
-    log_fields(LOG_NOTICE, fields, "VIP %s added; announcing it %d times", v->text,
-               v->garp_count);
+    log_fields(LOG_NOTICE, fields, "VIP %s added; announcing it %d times", v->text, v->garp_count);
     v->garp_left = v->garp_count;
     v->garp_next = now_ms();
     return sup_vip_on_timer(v) < 0 ? -EIO : 0;
@@ -243,8 +255,8 @@ int sup_vip_remove(struct sup_vip *v, char *err, size_t errlen)
         return r;
     int found = vip_lookup(v, sk, err, errlen);
     if (found == 2 || (found == 1 && !v->label[0] && !v->owned)) {
-        snprintf(err, errlen, "refusing to remove %s: hamq did not add it (no label %s)",
-                 v->text, v->label[0] ? v->label : "(name too long for one)");
+        snprintf(err, errlen, "refusing to remove %s: hamq did not add it (no label %s)", v->text,
+                 v->label[0] ? v->label : "(name too long for one)");
         r = -EPERM;
     } else if (found == 1) {
         struct rtnl_addr *a = vip_object(v);

@@ -109,9 +109,16 @@ static void decision_table_stops_on_config_fenced_corrupt_and_no_store(void **st
 static void children_exiting_with_each_code_are_reaped_and_decided(void **state)
 {
     (void)state;
-    const int codes[] = {HAMQ_EXIT_OK, HAMQ_EXIT_INTERNAL, HAMQ_EXIT_CONFIG, HAMQ_EXIT_FENCED,
-                         HAMQ_EXIT_STORE_CORRUPT, HAMQ_EXIT_LOCK_LOST, HAMQ_EXIT_IO,
-                         HAMQ_EXIT_PEER_GONE, HAMQ_EXIT_NO_STORE, 42};
+    const int codes[] = {HAMQ_EXIT_OK,
+                         HAMQ_EXIT_INTERNAL,
+                         HAMQ_EXIT_CONFIG,
+                         HAMQ_EXIT_FENCED,
+                         HAMQ_EXIT_STORE_CORRUPT,
+                         HAMQ_EXIT_LOCK_LOST,
+                         HAMQ_EXIT_IO,
+                         HAMQ_EXIT_PEER_GONE,
+                         HAMQ_EXIT_NO_STORE,
+                         42};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         char script[32];
         snprintf(script, sizeof script, "exit %d", codes[i]);
@@ -128,9 +135,9 @@ static void children_exiting_with_each_code_are_reaped_and_decided(void **state)
         assert_int_equal(r.e[0].decision, sup_child_decide(codes[i], 0, false, &why));
         assert_string_equal(r.e[0].why, why);
         assert_int_equal(proc_state(pid), 0); /* reaped: no zombie left */
-        assert_int_equal(sup_child_state(c),
-                         r.e[0].decision == SUP_CHILD_RESTART ? SUP_CHILD_BACKOFF
-                                                              : SUP_CHILD_FAILED);
+        assert_int_equal(sup_child_state(c), r.e[0].decision == SUP_CHILD_RESTART
+                                                 ? SUP_CHILD_BACKOFF
+                                                 : SUP_CHILD_FAILED);
         sup_child_free(c);
     }
 }
@@ -139,8 +146,8 @@ static void restart_backoff_doubles_and_is_bounded(void **state)
 {
     (void)state;
     char *argv[] = {"/bin/sh", "-c", "exit 1", NULL};
-    struct sup_child_policy pol = {.backoff_min_ms = 20, .backoff_max_ms = 80,
-                                   .stable_ms = 10000, .term_timeout_ms = 1000};
+    struct sup_child_policy pol = {
+        .backoff_min_ms = 20, .backoff_max_ms = 80, .stable_ms = 10000, .term_timeout_ms = 1000};
     struct rec r = {0};
     struct sup_child *c;
     assert_int_equal(sup_child_new("worker", argv, &pol, on_exit_cb, &r, &c), 0);

@@ -98,11 +98,12 @@ static int client_commands(void)
     if (reply[0] != 0)
         return 11;
     if (sup_ctl_request(sockpath, "failback", 3000, reply, sizeof reply, err, sizeof err) !=
-            -EREMOTEIO || strcmp(err, "failback makes no sense on the live node") != 0)
+            -EREMOTEIO ||
+        strcmp(err, "failback makes no sense on the live node") != 0)
         return 12;
     if (sup_ctl_request(sockpath, "explode", 3000, reply, sizeof reply, err, sizeof err) !=
-            -EREMOTEIO || !strstr(err, "unknown command \"explode\"") ||
-        !strstr(err, "accepted: status, failover"))
+            -EREMOTEIO ||
+        !strstr(err, "unknown command \"explode\"") || !strstr(err, "accepted: status, failover"))
         return 13;
     if (sup_ctl_request(sockpath, "pause", 3000, reply, sizeof reply, err, sizeof err) ||
         sup_ctl_request(sockpath, "resume", 3000, reply, sizeof reply, err, sizeof err))
@@ -185,8 +186,8 @@ static void client_says_the_daemon_is_not_running(void **state)
     (void)state;
     char reply[64], err[256];
     fresh_path();
-    assert_int_equal(sup_ctl_request(sockpath, "status", 500, reply, sizeof reply, err,
-                                     sizeof err), -ENOENT);
+    assert_int_equal(sup_ctl_request(sockpath, "status", 500, reply, sizeof reply, err, sizeof err),
+                     -ENOENT);
     char want[200];
     snprintf(want, sizeof want, "cannot connect to %s: is hamq-supervisor running?", sockpath);
     assert_string_equal(err, want);
@@ -196,8 +197,8 @@ static void client_says_the_daemon_is_not_running(void **state)
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
     assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     close(fd);
-    assert_int_equal(sup_ctl_request(sockpath, "status", 500, reply, sizeof reply, err,
-                                     sizeof err), -ECONNREFUSED);
+    assert_int_equal(sup_ctl_request(sockpath, "status", 500, reply, sizeof reply, err, sizeof err),
+                     -ECONNREFUSED);
     assert_string_equal(err, want);
     unlink(sockpath);
 }

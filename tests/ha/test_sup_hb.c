@@ -162,9 +162,16 @@ static void start_pair(struct node *a, struct node *b, struct hamq_config *ca,
 static void codec_round_trips_every_field(void **state)
 {
     (void)state;
-    struct sup_hb_msg m = {.type = SUP_HB_HANDOVER_ACK, .role = SUP_ROLE_LIVE, .health = 2,
-                           .priority = 7, .status = -110, .incarnation = 0x1122334455667788ULL,
-                           .seq = 42, .send_ts_ns = 123456789, .epoch = 9, .durable_lsn = 77,
+    struct sup_hb_msg m = {.type = SUP_HB_HANDOVER_ACK,
+                           .role = SUP_ROLE_LIVE,
+                           .health = 2,
+                           .priority = 7,
+                           .status = -110,
+                           .incarnation = 0x1122334455667788ULL,
+                           .seq = 42,
+                           .send_ts_ns = 123456789,
+                           .epoch = 9,
+                           .durable_lsn = 77,
                            .ref_seq = 41};
     snprintf(m.node_id, sizeof m.node_id, "node-1");
     uint8_t buf[SUP_HB_WIRE_SIZE];

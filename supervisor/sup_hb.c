@@ -44,6 +44,8 @@ struct peer {
     int64_t last_seen;           /* our monotonic ns */
     uint8_t rid[ROUTING_ID_MAX]; /* routing id of its connection into our ROUTER */
     size_t rid_len;
+    int stale_run; /* consecutive time-stale messages (see peer_is_stale) */
+    int64_t stale_first_ts, stale_first_local;
     uint64_t handled_req; /* last handover request passed to the callback */
     bool acked;
     int ack_status;
@@ -219,8 +221,18 @@ static void peer_set_alive(struct sup_hb *hb, struct peer *p, bool alive, const 
     }
 }
 
-/* The staleness rule of sup_hb.h. Returns true if m must be ignored. */
-static bool peer_is_stale(const struct sup_hb *hb, const struct peer *p, const struct sup_hb_msg *m,
+/*
+ * The staleness rule of sup_hb.h. Returns true if m must be ignored.
+ *
+ * One exception keeps a peer from being ignored forever when its monotonic
+ * clock stopped while ours ran (a suspended VM, a frozen host): a run of
+ * "too old" messages whose send times advance at the pace of our own clock
+ * (span within one interval of ours, over at least two intervals, three or
+ * more messages) is a live stream on a shifted clock, not a backlog — a
+ * backlog arrives in a burst, its send times spread far wider than its
+ * arrival times. Then the estimate is re-based on it.
+ */
+static bool peer_is_stale(const struct sup_hb *hb, struct peer *p, const struct sup_hb_msg *m,
                           int64_t now)
 {
     if (!p->ever_seen || m->incarnation != p->incarnation)
@@ -228,7 +240,31 @@ static bool peer_is_stale(const struct sup_hb *hb, const struct peer *p, const s
     if (m->seq <= p->last_seq)
         return true;
     int64_t sender_now = (int64_t)p->max_send_ts + (now - p->local_at_max);
-    return (int64_t)m->send_ts_ns + hb->timeout_ns < sender_now;
+    if ((int64_t)m->send_ts_ns + hb->timeout_ns >= sender_now) {
+        p->stale_run = 0;
+        return false;
+    }
+    if (p->stale_run++ == 0) {
+        p->stale_first_ts = (int64_t)m->send_ts_ns;
+        p->stale_first_local = now;
+        return true;
+    }
+    int64_t span_sender = (int64_t)m->send_ts_ns - p->stale_first_ts;
+    int64_t span_local = now - p->stale_first_local;
+    int64_t skew = span_sender > span_local ? span_sender - span_local : span_local - span_sender;
+    if (skew > hb->interval_ns) { /* not one stream: start a new run at this message */
+        p->stale_run = 1;
+        p->stale_first_ts = (int64_t)m->send_ts_ns;
+        p->stale_first_local = now;
+        return true;
+    }
+    if (p->stale_run >= 3 && span_local >= 2 * hb->interval_ns) {
+        log_warn("peer %s: its clock fell behind ours by %lld ms (suspended?): re-synchronising",
+                 p->node_id, (long long)((sender_now - (int64_t)m->send_ts_ns) / 1000000));
+        p->stale_run = 0;
+        return false;
+    }
+    return true;
 }
 
 static struct peer *peer_add(struct sup_hb *hb, const char *id)

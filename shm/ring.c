@@ -403,6 +403,7 @@ enum ring_outcome ring_read(struct ring *r, struct ring_record *rec)
             if ((uint64_t)len + RING_HEADER_BYTES != to_end || to_end > avail)
                 return mark_broken(r);
             r->pos += to_end;
+            r->pads++;
             continue;
         }
         uint64_t size = rec_size(len);

@@ -168,6 +168,7 @@ struct ring {
     uint64_t parks;      /* futex sleeps entered */
     uint64_t wakes;      /* futex wakes or doorbell writes sent to the peer */
     uint64_t late_wakes; /* a futex sleep timed out although the peer was ready */
+    uint64_t pads;       /* reader: padding records skipped at the wrap */
 };
 
 /* Bytes of shared memory a ring of `capacity` data bytes needs. */

@@ -151,6 +151,8 @@ int shm_slot_rings(struct shm_seg *s, uint32_t slot, enum shm_side side, struct 
  * for the dead worker (its connections are gone; the core sees the new
  * generation and releases those deliveries). -EBUSY if another live process
  * holds the slot (a zombie counts as live until its parent reaps it).
+ * So the core sends nothing to slot N before it has seen attach_gen change
+ * (acquire): records sent earlier may be skipped by the attach.
  */
 int shm_worker_attach(struct shm_seg *s, uint32_t slot, struct ring *tx, struct ring *rx,
                       uint32_t *gen);

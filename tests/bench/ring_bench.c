@@ -179,15 +179,43 @@ static double fd_oneway(bool use_pipe, uint64_t n, uint32_t size)
     return (double)(got / size) / secs;
 }
 
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/*
+ * The machine is shared (2 vCPUs, other jobs): each figure is measured REPS
+ * times on n/REPS records; the best and the median are printed.
+ */
+#define REPS 5
+
+struct fig {
+    double best, median;
+};
+
+static struct fig measure(int kind, uint64_t n, uint32_t size)
+{
+    double v[REPS];
+    for (int i = 0; i < REPS; i++)
+        v[i] = kind == 0 ? ring_oneway(n / REPS, size) : fd_oneway(kind == 2, n / REPS, size);
+    qsort(v, REPS, sizeof(v[0]), cmp_dbl);
+    return (struct fig){v[REPS - 1], v[REPS / 2]};
+}
+
 static void throughput(uint32_t size, uint64_t n_ring, uint64_t n_fd)
 {
-    double r = ring_oneway(n_ring, size);
-    double u = fd_oneway(false, n_fd, size);
-    double p = fd_oneway(true, n_fd, size);
-    printf("%5u B  ring %8.2f M msg/s %6.2f GB/s | socketpair %6.2f M/s %5.2f GB/s | "
-           "pipe %6.2f M/s %5.2f GB/s | ring/socketpair %5.1fx  ring/pipe %5.1fx\n",
-           size, r / 1e6, r * size / 1e9, u / 1e6, u * size / 1e9, p / 1e6, p * size / 1e9, r / u,
-           r / p);
+    struct fig r = measure(0, n_ring, size), u = measure(1, n_fd, size),
+               p = measure(2, n_fd, size);
+    printf("%5u B best   ring %7.2f M msg/s %6.2f GB/s | socketpair %5.2f M/s %5.2f GB/s | "
+           "pipe %5.2f M/s %5.2f GB/s | ring/socketpair %5.1fx  ring/pipe %5.1fx\n",
+           size, r.best / 1e6, r.best * size / 1e9, u.best / 1e6, u.best * size / 1e9,
+           p.best / 1e6, p.best * size / 1e9, r.best / u.best, r.best / p.best);
+    printf("%5u B median ring %7.2f M msg/s %6.2f GB/s | socketpair %5.2f M/s %5.2f GB/s | "
+           "pipe %5.2f M/s %5.2f GB/s | ring/socketpair %5.1fx  ring/pipe %5.1fx\n",
+           size, r.median / 1e6, r.median * size / 1e9, u.median / 1e6, u.median * size / 1e9,
+           p.median / 1e6, p.median * size / 1e9, r.median / u.median, r.median / p.median);
 }
 
 /* ---- ping-pong latency ---- */
@@ -277,8 +305,9 @@ int main(int argc, char **argv)
     printf("ring_bench%s: producer/ponger on CPU1, consumer/pinger on CPU0, ring %u KiB, "
            "batch %u\n",
            quick ? " --quick" : "", RING_SZ / 1024, BATCH);
-    printf("one-way throughput (ring: copy in + copy out, publish/release per batch; "
-           "fd: one write(2) per record)\n");
+    printf("one-way throughput, best and median of %d runs (ring: copy in + copy out, "
+           "publish/release per batch; fd: one write(2) per record)\n",
+           REPS);
     throughput(64, 100000000 / k, 2000000 / k);
     throughput(1024, 20000000 / k, 1000000 / k);
     printf("ping-pong, 8 B records\n");

@@ -165,12 +165,24 @@ static void worker_attach(struct shm_seg *s, uint32_t slot, struct ring *tx, str
         fail("worker attach slot %u", slot);
 }
 
-/* Core side: watch the worker's pid for PEER_GONE. */
+/*
+ * Core side: wait until the worker attached (its attach skips what was queued
+ * before, so the core must not send earlier), then watch its pid.
+ */
+static void wait_attached(struct shm_seg *s, uint32_t slot)
+{
+    for (int i = 0; i < 5000 && atomic_load_explicit(&shm_slot_at(s, slot)->attach_gen,
+                                                     memory_order_acquire) == 0;
+         i++)
+        usleep(1000);
+}
+
 static void watch(struct shm_seg *s, uint32_t slot, pid_t child, struct ring *rx)
 {
     struct shm_peer p;
-    for (int i = 0; i < 2000 && atomic_load(&shm_slot_at(s, slot)->worker_pid) != child; i++)
-        usleep(1000);
+    wait_attached(s, slot);
+    if (atomic_load(&shm_slot_at(s, slot)->worker_pid) != child)
+        fail("worker %d did not attach to slot %u", (int)child, slot);
     if (shm_watch_worker(s, slot, &p, 5 * SEC) < 0 || p.pidfd < 0)
         fail("cannot watch worker pid %d", (int)child);
     ring_watch_peer(rx, p.pidfd);
@@ -287,11 +299,12 @@ static int mode_stream(uint64_t n)
         fail("the ring was never full: back-pressure not exercised");
     if (rc != 0)
         fail("producer exited with %d", rc);
-    if (bytes / ring < 1000)
-        fail("only %" PRIu64 " wraps", bytes / ring);
-    printf("stream: %" PRIu64 " records verified, %" PRIu64 " MB, %" PRIu64
-           " wraps of a %u B ring, %.1f s, consumer parks %" PRIu64 "\n",
-           n, bytes >> 20, bytes / ring, ring, (double)(shm_now_ns() - t0) / 1e9, crx.parks);
+    if (bytes / ring < 1000 || crx.pads < 1000)
+        fail("only %" PRIu64 " wraps, %" PRIu64 " padding records", bytes / ring, crx.pads);
+    printf(
+        "stream: %" PRIu64 " records verified, %" PRIu64 " MB, %" PRIu64
+        " wraps of a %u B ring, %" PRIu64 " padding records, %.1f s, consumer parks %" PRIu64 "\n",
+        n, bytes >> 20, bytes / ring, ring, crx.pads, (double)(shm_now_ns() - t0) / 1e9, crx.parks);
     return 0;
 }
 
@@ -349,6 +362,7 @@ static int mode_park(uint64_t n)
         fflush(stdout);
         _exit(0);
     }
+    wait_attached(&s, 0);
     int64_t t0 = shm_now_ns();
     pong_side(&ctx, &crx, n, true, "parent");
     double secs = (double)(shm_now_ns() - t0) / 1e9;

@@ -38,3 +38,10 @@ tests_ha_hatool_LDADD = $(HAMQ_SUP_LIBS)
 TESTS += tests/ha/hb_two_processes.sh tests/ha/vip_netns.sh tests/ha/link_watch_netns.sh
 EXTRA_DIST += tests/ha/hb_two_processes.sh tests/ha/vip_netns.sh tests/ha/link_watch_netns.sh \
 	tests/ha/lib.sh
+
+# bench_sup: prints timings (handover round trip, peer-lost detection, frozen
+# kill, child exit); built by `make`, run by hand, never a test.
+noinst_PROGRAMS += tests/ha/bench_sup
+tests_ha_bench_sup_CPPFLAGS = $(HAMQ_SUP_TEST_CPPFLAGS)
+tests_ha_bench_sup_CFLAGS = $(AM_CFLAGS) $(ZMQ_CFLAGS) $(NL_CFLAGS)
+tests_ha_bench_sup_LDADD = $(HAMQ_SUP_LIBS)

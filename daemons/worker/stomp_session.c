@@ -46,7 +46,8 @@ struct stomp_session {
     char **txs;
     size_t ntx, tx_cap;
     char *disconnect_receipt;
-    struct stomp_frame held; /* frame refused with -EAGAIN, retried by resume() */
+    char *server, *session_id; /* owned copies behind cfg.server / cfg.session_id */
+    struct stomp_frame held;   /* frame refused with -EAGAIN, retried by resume() */
     uint64_t *toks;
     size_t toks_cap;
     uint64_t rx_bytes, tx_bytes, seen_rx, seen_tx;
@@ -227,6 +228,14 @@ struct stomp_session *stomp_session_new(const struct stomp_session_config *cfg)
         errno = EINVAL;
         return NULL;
     }
+    /* Copies: callers build these in reusable buffers (one per worker, say). */
+    s->cfg.server = s->server = cfg->server ? strdup(cfg->server) : NULL;
+    s->cfg.session_id = s->session_id = cfg->session_id ? strdup(cfg->session_id) : NULL;
+    if ((cfg->server && !s->server) || (cfg->session_id && !s->session_id)) {
+        stomp_session_free(s);
+        errno = ENOMEM;
+        return NULL;
+    }
     s->version = STOMP_V10;
     s->next_serial = 1;
     return s;
@@ -249,6 +258,8 @@ void stomp_session_free(struct stomp_session *s)
     free(s->txs);
     free(s->toks);
     free(s->disconnect_receipt);
+    free(s->server);
+    free(s->session_id);
     free(s);
 }
 

@@ -130,8 +130,8 @@ struct stomp_session_config {
     struct stomp_limits limits;
     uint32_t hb_send_ms;         /* how often we can send heart-beats (0 = never) */
     uint32_t hb_recv_ms;         /* how often we want them from the client (0 = never) */
-    const char *server;          /* CONNECTED `server` header, NULL = none; kept by pointer */
-    const char *session_id;      /* CONNECTED `session` header, NULL = none; kept by pointer */
+    const char *server;          /* CONNECTED `server` header, NULL = none; copied by _new */
+    const char *session_id;      /* CONNECTED `session` header, NULL = none; copied by _new */
     bool require_host;           /* refuse a 1.1/1.2 CONNECT without `host` */
     uint32_t connect_timeout_ms; /* no CONNECT this long after the first tick: late (0 = off) */
     size_t max_subscriptions;

@@ -366,6 +366,22 @@ static void session_refuses_connect_when_broker_rejects_login(void **state)
     stomp_session_free(s);
 }
 
+static void session_copies_server_and_session_id_at_creation(void **state)
+{
+    (void)state;
+    char sid[16] = "first";
+    struct stomp_session_config c;
+    stomp_session_config_defaults(&c);
+    c.session_id = sid;
+    c.server = sid;
+    struct stomp_session *s = stomp_session_new(&c);
+    assert_non_null(s);
+    strcpy(sid, "second"); /* the caller reuses its buffer for the next connection */
+    feed(s, "CONNECT\naccept-version:1.2\n\n");
+    expect_out(s, "session:first\nserver:first\n");
+    stomp_session_free(s);
+}
+
 /* ---- destinations ---- */
 
 static void dest_maps_queue_prefix_to_anycast(void **state)
@@ -1070,6 +1086,7 @@ int main(void)
         cmocka_unit_test(session_rejects_malformed_heartbeat_header),
         cmocka_unit_test(session_requires_host_only_when_configured),
         cmocka_unit_test(session_refuses_connect_when_broker_rejects_login),
+        cmocka_unit_test(session_copies_server_and_session_id_at_creation),
         cmocka_unit_test(dest_maps_queue_prefix_to_anycast),
         cmocka_unit_test(dest_maps_topic_prefix_to_multicast),
         cmocka_unit_test(dest_takes_routing_from_type_header),

@@ -28,6 +28,7 @@ struct conn {
     char *out;
     size_t outlen, outoff;
     bool close_after;
+    uint64_t wait_id; /* != 0: a deferred request is waiting for its answer */
 };
 
 struct sup_ctl_server {
@@ -37,6 +38,7 @@ struct sup_ctl_server {
     void *ctx;
     gid_t gid;
     bool gid_set;
+    uint64_t next_id;
     struct conn c[SUP_CTL_MAX_CLIENTS];
 };
 
@@ -55,6 +57,12 @@ void sup_ctl_reply_kv(struct sup_ctl_reply *r, const char *key, const char *fmt,
     int n = snprintf(r->buf + r->len, sizeof r->buf - r->len, "%s=%s\n", key, val);
     if (n > 0 && (size_t)n < sizeof r->buf - r->len)
         r->len += (size_t)n;
+}
+
+uint64_t sup_ctl_reply_defer(struct sup_ctl_reply *r)
+{
+    r->deferred = true;
+    return r->id;
 }
 
 int sup_ctl_reply_error(struct sup_ctl_reply *r, const char *fmt, ...)
@@ -121,6 +129,24 @@ static bool line_valid(const char *l)
     return true;
 }
 
+static void conn_events(struct sup_ctl_server *s, struct conn *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events};
+    ev.data.ptr = c;
+    epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void queue_reply(struct sup_ctl_server *s, struct conn *c, const struct sup_ctl_reply *r)
+{
+    if (r->error[0]) {
+        conn_error(s, c, r->error);
+    } else {
+        conn_queue(s, c, "ok\n", 3);
+        conn_queue(s, c, r->buf, r->len);
+        conn_queue(s, c, "\n", 1);
+    }
+}
+
 static void dispatch(struct sup_ctl_server *s, struct conn *c, char *line)
 {
     if (!line_valid(line)) {
@@ -148,15 +174,32 @@ static void dispatch(struct sup_ctl_server *s, struct conn *c, char *line)
         conn_error(s, c, "out of memory");
         return;
     }
+    r->id = ++s->next_id;
     s->h(s->ctx, line, args, r);
-    if (r->error[0]) {
-        conn_error(s, c, r->error);
+    if (r->deferred) {
+        c->wait_id = r->id;
+        /* read nothing more until the answer; still learn of a hang-up */
+        conn_events(s, c, c->outlen ? EPOLLRDHUP | EPOLLOUT : EPOLLRDHUP);
     } else {
-        conn_queue(s, c, "ok\n", 3);
-        conn_queue(s, c, r->buf, r->len);
-        conn_queue(s, c, "\n", 1);
+        queue_reply(s, c, r);
     }
     free(r);
+}
+
+/* Handles every complete line in the buffer, stopping at a deferred request. */
+static void conn_lines(struct sup_ctl_server *s, struct conn *c)
+{
+    char *nl;
+    while (c->fd >= 0 && !c->wait_id && (nl = memchr(c->in, '\n', c->inlen))) {
+        *nl = 0;
+        if (nl > c->in && nl[-1] == '\r')
+            nl[-1] = 0;
+        dispatch(s, c, c->in);
+        size_t used = (size_t)(nl + 1 - c->in);
+        memmove(c->in, nl + 1, c->inlen - used);
+        c->inlen -= used;
+        c->in[c->inlen] = 0;
+    }
 }
 
 static void conn_read(struct sup_ctl_server *s, struct conn *c)
@@ -172,18 +215,8 @@ static void conn_read(struct sup_ctl_server *s, struct conn *c)
         return;
     c->inlen += (size_t)n;
     c->in[c->inlen] = 0;
-    char *nl;
-    while (c->fd >= 0 && (nl = memchr(c->in, '\n', c->inlen))) {
-        *nl = 0;
-        if (nl > c->in && nl[-1] == '\r')
-            nl[-1] = 0;
-        dispatch(s, c, c->in);
-        size_t used = (size_t)(nl + 1 - c->in);
-        memmove(c->in, nl + 1, c->inlen - used);
-        c->inlen -= used;
-        c->in[c->inlen] = 0;
-    }
-    if (c->inlen == SUP_CTL_LINE_MAX) {
+    conn_lines(s, c);
+    if (c->fd >= 0 && !c->wait_id && c->inlen == SUP_CTL_LINE_MAX) {
         conn_error(s, c, "request line too long");
         c->close_after = true;
         c->inlen = 0;
@@ -209,9 +242,7 @@ static void conn_write(struct sup_ctl_server *s, struct conn *c)
         conn_close(s, c);
         return;
     }
-    struct epoll_event ev = {.events = EPOLLIN};
-    ev.data.ptr = c;
-    epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    conn_events(s, c, c->wait_id ? EPOLLRDHUP : EPOLLIN);
 }
 
 static void accept_all(struct sup_ctl_server *s)
@@ -251,7 +282,11 @@ int sup_ctl_server_on_readable(struct sup_ctl_server *s)
             continue;
         }
         struct conn *c = evs[i].data.ptr;
-        if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        if (c->fd >= 0 && c->wait_id && (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+            conn_close(s, c); /* the client left before its answer */
+            continue;
+        }
+        if (c->fd >= 0 && !c->wait_id && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
             conn_read(s, c);
         if (c->fd >= 0 && c->outlen)
             conn_write(s, c);
@@ -331,6 +366,31 @@ int sup_ctl_server_new(const char *path, sup_ctl_handler h, void *ctx, struct su
     }
     *out = s;
     return 0;
+}
+
+int sup_ctl_server_complete(struct sup_ctl_server *s, uint64_t id, const struct sup_ctl_reply *r)
+{
+    for (int i = 0; i < SUP_CTL_MAX_CLIENTS; i++) {
+        struct conn *c = &s->c[i];
+        if (c->fd < 0 || !id || c->wait_id != id)
+            continue;
+        c->wait_id = 0;
+        conn_events(s, c, EPOLLIN);
+        queue_reply(s, c, r);
+        conn_lines(s, c); /* requests that arrived while we waited */
+        if (c->fd >= 0 && c->outlen)
+            conn_write(s, c);
+        return 0;
+    }
+    return -ENOENT;
+}
+
+int sup_ctl_server_pending(const struct sup_ctl_server *s)
+{
+    int n = 0;
+    for (int i = 0; i < SUP_CTL_MAX_CLIENTS; i++)
+        n += s->c[i].fd >= 0 && s->c[i].wait_id != 0;
+    return n;
 }
 
 void sup_ctl_server_allow_gid(struct sup_ctl_server *s, gid_t gid)

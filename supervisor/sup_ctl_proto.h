@@ -24,7 +24,9 @@
 #ifndef HAMQ_SUP_CTL_PROTO_H
 #define HAMQ_SUP_CTL_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define SUP_CTL_DEFAULT_PATH "/run/hamq/supervisor.sock"
@@ -36,6 +38,8 @@ struct sup_ctl_reply {
     char buf[SUP_CTL_REPLY_MAX]; /* key=value lines */
     size_t len;
     char error[256]; /* set by sup_ctl_reply_error */
+    uint64_t id;     /* set by the server before the handler runs */
+    bool deferred;   /* set by sup_ctl_reply_defer */
 };
 
 /* Appends "key=value\n" (value printf-formatted; newlines in it become spaces). */
@@ -44,6 +48,15 @@ void sup_ctl_reply_kv(struct sup_ctl_reply *r, const char *key, const char *fmt,
 /* Makes the reply an error; returns -EINVAL for convenience. */
 int sup_ctl_reply_error(struct sup_ctl_reply *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/*
+ * Answer later (e.g. `failover` answers when the handover is done, with no
+ * polling): the handler calls this, keeps the returned id, and calls
+ * sup_ctl_server_complete() when it knows the outcome. Meanwhile the
+ * connection reads no further request; if the client goes away, complete()
+ * returns -ENOENT.
+ */
+uint64_t sup_ctl_reply_defer(struct sup_ctl_reply *r);
 
 /* cmd is one of the known commands; args is "" or the rest of the line. */
 typedef void (*sup_ctl_handler)(void *ctx, const char *cmd, const char *args,
@@ -55,6 +68,10 @@ int sup_ctl_server_new(const char *path, sup_ctl_handler h, void *ctx, struct su
 void sup_ctl_server_allow_gid(struct sup_ctl_server *s, gid_t gid);
 int sup_ctl_server_fd(const struct sup_ctl_server *s);
 int sup_ctl_server_on_readable(struct sup_ctl_server *s);
+/* Sends the answer to a deferred request (r: kv lines, or error set). */
+int sup_ctl_server_complete(struct sup_ctl_server *s, uint64_t id, const struct sup_ctl_reply *r);
+/* Number of requests waiting for sup_ctl_server_complete(). */
+int sup_ctl_server_pending(const struct sup_ctl_server *s);
 /* Closes every connection and unlinks the socket file. */
 void sup_ctl_server_free(struct sup_ctl_server *s);
 

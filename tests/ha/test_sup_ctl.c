@@ -27,10 +27,16 @@ static char sockpath[108];
 static int calls;
 static char last_cmd[32], last_args[64];
 
+static uint64_t deferred_id;
+
 static void handler(void *ctx, const char *cmd, const char *args, struct sup_ctl_reply *r)
 {
     (void)ctx;
     calls++;
+    if (strcmp(cmd, "failover") == 0 && strcmp(args, "defer") == 0) {
+        deferred_id = sup_ctl_reply_defer(r);
+        return;
+    }
     snprintf(last_cmd, sizeof last_cmd, "%s", cmd);
     snprintf(last_args, sizeof last_args, "%s", args);
     if (strcmp(cmd, "status") == 0) {
@@ -56,15 +62,25 @@ static void fresh_path(void)
     unlink(sockpath);
 }
 
-/* Serves s until the forked client exits; returns its exit status. */
+/* Serves s until the forked client exits; returns its exit status. A deferred
+ * request is answered 100 ms after it arrived (as a handover would be). */
 static int serve_until_exit(struct sup_ctl_server *s, pid_t pid)
 {
-    int64_t end = mono_ms() + 10000;
+    int64_t end = mono_ms() + 10000, deferred_at = 0;
     int st = -1;
     while (mono_ms() < end) {
         struct pollfd p = {.fd = sup_ctl_server_fd(s), .events = POLLIN};
         if (poll(&p, 1, 20) > 0)
             sup_ctl_server_on_readable(s);
+        if (deferred_id && !deferred_at)
+            deferred_at = mono_ms();
+        if (deferred_id && mono_ms() - deferred_at >= 100) {
+            struct sup_ctl_reply r = {0};
+            sup_ctl_reply_kv(&r, "result", "done");
+            assert_int_equal(sup_ctl_server_complete(s, deferred_id, &r), 0);
+            deferred_id = 0;
+            deferred_at = 0;
+        }
         if (waitpid(pid, &st, WNOHANG) == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 100;
     }
@@ -109,6 +125,17 @@ static int client_commands(void)
         sup_ctl_request(sockpath, "resume", 3000, reply, sizeof reply, err, sizeof err))
         return 14;
     return 0;
+}
+
+/* A deferred answer arrives later on the same connection; status still works. */
+static int client_deferred(void)
+{
+    char reply[SUP_CTL_REPLY_MAX], err[256], v[32];
+    if (sup_ctl_request(sockpath, "failover defer", 3000, reply, sizeof reply, err, sizeof err))
+        return 30;
+    if (sup_ctl_kv_get(reply, "result", v, sizeof v) != 0 || strcmp(v, "done") != 0)
+        return 31;
+    return client_status();
 }
 
 /* A raw client sending an over-long line must get an error, and the server survives. */
@@ -170,6 +197,52 @@ static void commands_are_dispatched_and_errors_come_back_as_text(void **state)
     sup_ctl_server_free(s);
 }
 
+static void deferred_answer_is_sent_when_complete_is_called(void **state)
+{
+    (void)state;
+    char err[256];
+    struct sup_ctl_server *s;
+    fresh_path();
+    assert_int_equal(sup_ctl_server_new(sockpath, handler, NULL, &s, err, sizeof err), 0);
+    assert_int_equal(serve_until_exit(s, fork_client(client_deferred)), 0);
+    assert_int_equal(sup_ctl_server_pending(s), 0);
+    sup_ctl_server_free(s);
+}
+
+static void deferred_request_of_a_departed_client_is_dropped(void **state)
+{
+    (void)state;
+    char err[256];
+    struct sup_ctl_server *s;
+    fresh_path();
+    deferred_id = 0;
+    assert_int_equal(sup_ctl_server_new(sockpath, handler, NULL, &s, err, sizeof err), 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sockpath);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(write(fd, "failover defer\n", 15), 15);
+    int64_t end = mono_ms() + 3000;
+    while (!deferred_id && mono_ms() < end) {
+        struct pollfd p = {.fd = sup_ctl_server_fd(s), .events = POLLIN};
+        if (poll(&p, 1, 20) > 0)
+            sup_ctl_server_on_readable(s);
+    }
+    assert_true(deferred_id != 0);
+    assert_int_equal(sup_ctl_server_pending(s), 1);
+    close(fd);
+    while (sup_ctl_server_pending(s) && mono_ms() < end) {
+        struct pollfd p = {.fd = sup_ctl_server_fd(s), .events = POLLIN};
+        if (poll(&p, 1, 20) > 0)
+            sup_ctl_server_on_readable(s);
+    }
+    assert_int_equal(sup_ctl_server_pending(s), 0);
+    struct sup_ctl_reply r = {0};
+    assert_int_equal(sup_ctl_server_complete(s, deferred_id, &r), -ENOENT);
+    deferred_id = 0;
+    sup_ctl_server_free(s);
+}
+
 static void over_long_request_is_refused_and_the_server_keeps_serving(void **state)
 {
     (void)state;
@@ -228,6 +301,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(status_round_trip_returns_key_value_lines),
         cmocka_unit_test(commands_are_dispatched_and_errors_come_back_as_text),
+        cmocka_unit_test(deferred_answer_is_sent_when_complete_is_called),
+        cmocka_unit_test(deferred_request_of_a_departed_client_is_dropped),
         cmocka_unit_test(over_long_request_is_refused_and_the_server_keeps_serving),
         cmocka_unit_test(client_says_the_daemon_is_not_running),
         cmocka_unit_test(stale_socket_is_replaced_but_a_live_one_is_refused),

@@ -35,8 +35,10 @@ check_PROGRAMS += tests/ha/hatool
 tests_ha_hatool_CPPFLAGS = $(HAMQ_SUP_TEST_CPPFLAGS)
 tests_ha_hatool_CFLAGS = $(AM_CFLAGS) $(ZMQ_CFLAGS) $(NL_CFLAGS)
 tests_ha_hatool_LDADD = $(HAMQ_SUP_LIBS)
-TESTS += tests/ha/hb_two_processes.sh tests/ha/vip_netns.sh tests/ha/link_watch_netns.sh
-EXTRA_DIST += tests/ha/hb_two_processes.sh tests/ha/vip_netns.sh tests/ha/link_watch_netns.sh \
+TESTS += tests/ha/hb_two_processes.sh tests/ha/hb_partition_netns.sh tests/ha/vip_netns.sh \
+	tests/ha/link_watch_netns.sh
+EXTRA_DIST += tests/ha/hb_two_processes.sh tests/ha/hb_partition_netns.sh tests/ha/vip_netns.sh \
+	tests/ha/link_watch_netns.sh \
 	tests/ha/lib.sh
 
 # bench_sup: prints timings (handover round trip, peer-lost detection, frozen

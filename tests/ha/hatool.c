@@ -118,6 +118,13 @@ static int cmd_hb(int argc, char **argv)
         if (sup_hb_next_timeout_ms(t.hb) == 0)
             sup_hb_on_timer(t.hb);
     }
+    struct sup_hb_stats st;
+    sup_hb_get_stats(t.hb, &st);
+    printf("STATS sent=%llu received=%llu stale=%llu invalid=%llu refused=%llu\n",
+           (unsigned long long)st.sent, (unsigned long long)st.received,
+           (unsigned long long)st.stale, (unsigned long long)st.invalid,
+           (unsigned long long)st.auth_refused);
+    fflush(stdout);
     sup_hb_free(t.hb);
     return 0;
 }

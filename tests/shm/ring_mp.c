@@ -82,23 +82,28 @@ static void fill(uint8_t *p, uint64_t seq, uint32_t len)
     uint32_t i = 0;
     for (; i + 8 <= len; i += 8) {
         memcpy(p + i, &w, 8);
-        w = w * 6364136223846793005ULL + 1442695040888963407ULL;
+        w += 0xD1B54A32D192ED03ULL; /* one add per word: cheap, still position-dependent */
     }
     for (; i < len; i++)
         p[i] = (uint8_t)(w >> (8 * (i & 7)));
 }
 
+/* FNV-style over 8-byte words in 4 independent lanes (fast), then the tail. */
 static uint64_t checksum(const uint8_t *p, uint32_t len)
 {
-    uint64_t h = 1469598103934665603ULL, w;
+    const uint64_t prime = 1099511628211ULL;
+    uint64_t h[4] = {1469598103934665603ULL, 2, 3, 4}, w;
     uint32_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 1099511628211ULL;
+    for (; i + 32 <= len; i += 32) {
+        for (int l = 0; l < 4; l++) {
+            memcpy(&w, p + i + 8 * l, 8);
+            h[l] = (h[l] ^ w) * prime;
+        }
     }
+    uint64_t x = (h[0] ^ (h[1] << 1)) * prime ^ (h[2] << 2) ^ (h[3] << 3);
     for (; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
+        x = (x ^ p[i]) * prime;
+    return x;
 }
 
 /* Writes record seq into p: [seq][checksum] header when it fits. */

@@ -1,0 +1,170 @@
+/*
+ * store — the durable journal of hamq (the "store"): records in, durability out.
+ *
+ * Who calls it: the core process (hamq-journal) as the one writer, from its
+ * single-threaded epoll loop; a backup (HA) as a read-only follower; tools and tests.
+ * It knows nothing of protocols, rings or clients. On-disk layout:
+ * include/hamq/journal_format.h.
+ *
+ * Writer loop, epoll-friendly, no threads, no timers:
+ *
+ *   store_open(&opts, &s, err, sizeof err);            // recovers, takes writer.lock
+ *   epoll_ctl(ep, EPOLL_CTL_ADD, store_event_fd(s), EPOLLIN)
+ *   ... store_add_message(s, id, body, len, &lsn);     // into the buffer, no syscall
+ *   ... store_add_ref(s, id, queue, &lsn);
+ *   store_kick(s);                                      // end of the loop iteration
+ *   on EPOLLIN of the event fd: store_on_event(s);     // -> opts.on_durable(ctx, lsn)
+ *
+ * Group commit: at most one batch is in flight. store_kick() submits everything
+ * appended so far if nothing is in flight; otherwise records accumulate and
+ * store_on_event() submits them as the next batch as soon as the previous one is
+ * durable. An idle store therefore costs one write + sync per record; a busy one
+ * one write + sync per batch, whatever the number of records in it.
+ *
+ * Durability is an LSN watermark: every record with LSN <= durable_lsn is on disk.
+ * The callback is called from store_on_event() (and the blocking helpers).
+ *
+ * Returns: 0 or a positive count on success, -errno on failure. Messages for the
+ * operator are logged once, where the decision is made, with file and offset.
+ * -ESTALE: the store was fenced (store.epoch was raised by a newer live), nothing
+ * more can be written. -EIO: a write failed, the writer must exit.
+ */
+#ifndef HAMQ_STORE_H
+#define HAMQ_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hamq/journal_format.h"
+
+struct hamq_config;
+struct store;
+
+enum store_sync {
+    STORE_SYNC_DEFAULT = 0, /* the measured faster one (see store_writer.c) */
+    STORE_SYNC_FDATASYNC,   /* write, then IOCB_CMD_FDSYNC, both through libaio */
+    STORE_SYNC_DSYNC,       /* write with RWF_DSYNC (aio_rw_flags) */
+};
+
+typedef void (*store_durable_cb)(void *ctx, uint64_t durable_lsn);
+
+struct store_opts {
+    const char *dir;             /* the store directory; created if missing */
+    uint64_t segment_size;       /* 0 = 10 MiB; rounded up to JNL_BLOCK */
+    uint64_t write_buffer_size;  /* 0 = 1 MiB; initial batch buffer, grows */
+    enum store_sync sync;
+    uint64_t checkpoint_bytes;   /* 0 = no automatic checkpoint */
+    int compact_min_live_percent;
+    bool allow_truncate_corrupt; /* start anyway, cutting the journal at corruption */
+    bool force_buffered;         /* no O_DIRECT even where it works (tests, bench) */
+    store_durable_cb on_durable;
+    void *ctx;
+};
+
+/* Defaults, then the [journal] keys of cfg (cfg may be NULL). */
+void store_opts_init(struct store_opts *o, const struct hamq_config *cfg);
+
+/*
+ * Creates the layout if the directory is empty, takes writer.lock (-EBUSY if
+ * another process holds it), reads store.epoch, recovers the bindings and the
+ * message journal, and writes an EPOCH_START record. On failure returns -errno
+ * and err names the file, the offset and what was wrong.
+ */
+int store_open(const struct store_opts *opts, struct store **out, char *err, size_t errlen);
+/* Flushes what was appended (unless fenced or failed), waits, releases everything. */
+void store_close(struct store *s);
+
+/* Generic append; the typed helpers below fill the payload structs. */
+int store_append(struct store *s, enum jnl_rec_type type, const void *payload, size_t len,
+                 uint64_t *lsn);
+/* Same, as part of transaction tx_id (counts only once committed). */
+int store_append_tx(struct store *s, uint64_t tx_id, enum jnl_rec_type type, const void *payload,
+                    size_t len, uint64_t *lsn);
+
+/* msg_id must not be 0. The body is opaque and may be empty. */
+int store_add_message(struct store *s, uint64_t msg_id, const void *body, size_t len,
+                      uint64_t *lsn);
+int store_add_ref(struct store *s, uint64_t msg_id, uint64_t queue_id, uint64_t *lsn);
+int store_ack(struct store *s, uint64_t msg_id, uint64_t queue_id, uint64_t *lsn);
+int store_set_delivery_count(struct store *s, uint64_t msg_id, uint64_t queue_id,
+                             uint32_t count, uint64_t *lsn);
+int store_tx_end(struct store *s, enum jnl_rec_type type, uint64_t tx_id, uint64_t *lsn);
+
+/* The eventfd to watch for EPOLLIN. */
+int store_event_fd(const struct store *s);
+/* Reaps completions, reports durability, submits the next batch. 0 or -errno. */
+int store_on_event(struct store *s);
+/* Submits what was appended if no batch is in flight. 0 or -errno. */
+int store_kick(struct store *s);
+/* Blocking: until every record appended so far is durable (tools, tests, close). */
+int store_sync(struct store *s);
+
+uint64_t store_durable_lsn(const struct store *s);
+uint64_t store_last_lsn(const struct store *s); /* last LSN handed out */
+uint64_t store_epoch(const struct store *s);
+bool store_fenced(const struct store *s);
+/* Re-reads store.epoch (call on a <= 1 s timer). 1 = fenced now, 0 = fine, -errno. */
+int store_check_epoch(struct store *s);
+/* True when writes bypass the page cache (false on tmpfs or where O_DIRECT is refused). */
+bool store_is_direct(const struct store *s);
+
+/* What the last store_open found (tests, logs, the HA work's figures). */
+struct store_recovery {
+    uint64_t records;        /* replayed (after the checkpoint, if one was used) */
+    uint64_t next_lsn;
+    bool from_checkpoint;
+    bool torn;               /* a torn tail was cut */
+    bool truncated_corrupt;  /* allow_truncate_corrupt cut the journal at corruption */
+    double ms;               /* wall time of the message journal recovery */
+};
+void store_recovery_info(const struct store *s, struct store_recovery *out);
+
+/* Live index. */
+struct store_live_ref {
+    uint64_t msg_id;
+    uint64_t queue_id;
+    uint32_t delivery_count;
+    uint32_t body_len;
+};
+typedef int (*store_live_cb)(void *ctx, const struct store_live_ref *ref);
+/* Calls cb for every (message, queue) reference; stops early if cb returns non-zero. */
+int store_foreach_live(struct store *s, store_live_cb cb, void *ctx);
+uint64_t store_live_messages(const struct store *s);
+/*
+ * Reads the body of msg_id into buf (up to len bytes), verifying the record CRC.
+ * Returns the full body length (may exceed len), -ENOENT, or -EIO on a bad CRC.
+ */
+long store_read_body(struct store *s, uint64_t msg_id, void *buf, size_t len);
+
+/* Bindings (addresses and queues); synchronous: durable when they return. */
+enum store_routing { STORE_ANYCAST = 0, STORE_MULTICAST = 1 };
+struct store_binding {
+    uint64_t queue_id;
+    const char *address;
+    const char *name;
+    const char *filter; /* "" or NULL = none */
+    enum store_routing routing;
+    bool durable;
+};
+typedef int (*store_binding_cb)(void *ctx, const struct store_binding *b);
+int store_bindings_add(struct store *s, const struct store_binding *b);
+int store_bindings_remove(struct store *s, uint64_t queue_id);
+int store_foreach_binding(struct store *s, store_binding_cb cb, void *ctx);
+
+/*
+ * Checkpoint: appends a snapshot of the live index, waits until it is durable,
+ * then publishes journal/checkpoint. Blocking (one or two syncs). 0 or -errno.
+ */
+int store_checkpoint(struct store *s);
+/*
+ * Compaction: segments (before the one being written) whose live bytes are under
+ * compact_min_live_percent have their live messages copied (MSG_MOVE records),
+ * then a checkpoint is taken and the old segments deleted. Blocking. Returns the
+ * number of segments deleted, or -errno.
+ */
+int store_compact(struct store *s);
+/* Number of segment files in journal/ (tests, tools). */
+int store_segment_count(const struct store *s);
+
+#endif

@@ -231,8 +231,13 @@ uint32_t ring_max_record(const struct ring *r)
     return r->max_record;
 }
 
-static enum ring_outcome mark_broken(struct ring *r)
+/* why: a static string saying which check failed, for the caller's log. */
+static enum ring_outcome mark_broken(struct ring *r, const char *why)
 {
+    if (!r->broken) {
+        r->broken_why = why;
+        r->broken_pos = r->pos;
+    }
     r->broken = true;
     if (r->sh)
         word_or_release(&r->sh->broken, 1);
@@ -279,7 +284,7 @@ static enum ring_outcome writer_room(struct ring *r, uint64_t need)
         return RING_PEER_GONE;
     uint64_t rp = pos_load_acquire(&r->sh->read_pos);
     if (rp > r->pos || r->pos - rp > r->capacity || (rp & (RING_ALIGN - 1)))
-        return mark_broken(r);
+        return mark_broken(r, "read position outside [write position - capacity, write position]");
     r->cached_peer = rp;
     if (r->pos + need - rp <= r->capacity)
         return RING_OK;
@@ -366,7 +371,7 @@ static enum ring_outcome reader_refresh(struct ring *r)
 {
     uint64_t wp = pos_load_acquire(&r->sh->write_pos);
     if (wp < r->pos || wp - r->released > r->capacity || (wp & (RING_ALIGN - 1)))
-        return mark_broken(r);
+        return mark_broken(r, "write position behind the reader, past capacity, or misaligned");
     r->cached_peer = wp;
     return wp == r->pos ? RING_WOULD_BLOCK : RING_OK;
 }
@@ -401,14 +406,16 @@ enum ring_outcome ring_read(struct ring *r, struct ring_record *rec)
         uint32_t type = hdr_load(r->data + off + 4);
         if (type == RING_TYPE_PAD) {
             if ((uint64_t)len + RING_HEADER_BYTES != to_end || to_end > avail)
-                return mark_broken(r);
+                return mark_broken(r, "padding record does not end at the end of the ring");
             r->pos += to_end;
             r->pads++;
             continue;
         }
         uint64_t size = rec_size(len);
         if (len > r->max_record || size > to_end || size > avail)
-            return mark_broken(r);
+            return mark_broken(r, len > r->max_record ? "record length above the maximum record"
+                                  : size > avail      ? "record length past the published bytes"
+                                                      : "record crosses the end of the ring");
         rec->type = type;
         rec->length = len;
         rec->payload = r->data + off + RING_HEADER_BYTES;
@@ -534,6 +541,15 @@ void ring_disarm(struct ring *r)
 {
     if (r->sh)
         word_store_relaxed(my_wait_word(r), RING_WAIT_NONE);
+}
+
+const char *ring_broken_reason(const struct ring *r, uint64_t *pos)
+{
+    if (pos)
+        *pos = r->broken_pos;
+    if (!r->broken)
+        return NULL;
+    return r->broken_why ? r->broken_why : "marked broken by the peer";
 }
 
 const char *ring_outcome_str(enum ring_outcome o)

@@ -165,10 +165,12 @@ struct ring {
     uint32_t claim_len;    /* writer: payload length of the current claim */
     int64_t park_slice_ns; /* longest single futex sleep (peer death check) */
     /* counters for tests and stats (this side only) */
-    uint64_t parks;      /* futex sleeps entered */
-    uint64_t wakes;      /* futex wakes or doorbell writes sent to the peer */
-    uint64_t late_wakes; /* a futex sleep timed out although the peer was ready */
-    uint64_t pads;       /* reader: padding records skipped at the wrap */
+    uint64_t parks;         /* futex sleeps entered */
+    uint64_t wakes;         /* futex wakes or doorbell writes sent to the peer */
+    uint64_t late_wakes;    /* a futex sleep timed out although the peer was ready */
+    uint64_t pads;          /* reader: padding records skipped at the wrap */
+    const char *broken_why; /* first check that failed on this side, or NULL */
+    uint64_t broken_pos;    /* this side's position when it failed */
 };
 
 /* Bytes of shared memory a ring of `capacity` data bytes needs. */
@@ -244,5 +246,11 @@ bool ring_peer_gone(struct ring *r);
 /* Bytes published and not yet released (reader's view, for tests/stats). */
 uint64_t ring_used(struct ring *r);
 const char *ring_outcome_str(enum ring_outcome o);
+/*
+ * After RING_BROKEN: which check failed ("record length above the maximum
+ * record"...) and this side's position then (for the caller's log); NULL if
+ * the ring is not broken on this side.
+ */
+const char *ring_broken_reason(const struct ring *r, uint64_t *pos);
 
 #endif /* HAMQ_RING_H */

@@ -176,7 +176,7 @@ static double fd_oneway(bool use_pipe, uint64_t n, uint32_t size)
     double secs = (double)(shm_now_ns() - t0) / 1e9;
     close(fds[0]);
     reap(child);
-    return (double)(got / size) / secs;
+    return (double)got / (double)size / secs;
 }
 
 static int cmp_dbl(const void *a, const void *b)

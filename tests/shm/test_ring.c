@@ -204,9 +204,14 @@ static void ring_detects_corrupt_length_and_stays_broken(void **state)
     assert_int_equal(ring_send(&p->w, 1, "abcdefgh", 8), RING_OK);
     uint32_t bad = 0x7fffffff;
     memcpy(data(p), &bad, 4); /* a malicious writer rewrites the length */
+    assert_null(ring_broken_reason(&p->r, NULL));
     assert_int_equal(ring_read(&p->r, &rec), RING_BROKEN);
     assert_int_equal(ring_read(&p->r, &rec), RING_BROKEN);
+    uint64_t pos = 1;
+    assert_string_equal(ring_broken_reason(&p->r, &pos), "record length above the maximum record");
+    assert_int_equal(pos, 0);
     assert_int_equal(ring_send(&p->w, 1, "x", 1), RING_BROKEN); /* sticky, shared */
+    assert_string_equal(ring_broken_reason(&p->w, NULL), "marked broken by the peer");
 }
 
 static void ring_detects_length_beyond_published_bytes(void **state)
@@ -217,6 +222,7 @@ static void ring_detects_length_beyond_published_bytes(void **state)
     uint32_t bad = 64; /* within max_record but past write_pos */
     memcpy(data(p), &bad, 4);
     assert_int_equal(ring_read(&p->r, &rec), RING_BROKEN);
+    assert_string_equal(ring_broken_reason(&p->r, NULL), "record length past the published bytes");
 }
 
 static void ring_detects_padding_that_does_not_reach_the_end(void **state)
@@ -227,6 +233,7 @@ static void ring_detects_padding_that_does_not_reach_the_end(void **state)
     uint32_t hdr[2] = {8, RING_TYPE_PAD};
     memcpy(data(p), hdr, 8);
     assert_int_equal(ring_read(&p->r, &rec), RING_BROKEN);
+    assert_non_null(strstr(ring_broken_reason(&p->r, NULL), "padding"));
 }
 
 static void ring_detects_write_position_beyond_capacity(void **state)

@@ -167,4 +167,27 @@ int store_compact(struct store *s);
 /* Number of segment files in journal/ (tests, tools). */
 int store_segment_count(const struct store *s);
 
+/*
+ * Follow mode: a read-only tail of the journal for a warm backup (HA). Takes no
+ * lock and writes nothing; any number of followers may run beside the writer.
+ * It starts from the published checkpoint (or the first segment) and keeps its
+ * own index. A record is applied only once it is known durable: its LSN is <=
+ * limit when the caller passes one (the live's reported durable LSN), else <= the
+ * highest synced_lsn seen in later records (so the newest batch waits for the
+ * next write). A follower that finds a valid record with an unexpected LSN (the
+ * writer restarted and cut a torn tail the follower had read) returns -ESTALE:
+ * close and reopen it. Bodies are read from segment files, which compaction may
+ * delete: -ENOENT then means "poll and read again".
+ */
+struct store_follower;
+int store_follow_open(const char *dir, struct store_follower **out, char *err, size_t errlen);
+/* Reads what was written since the last call, applies what is durable (<= limit
+   if limit != 0). Returns the number of records applied, or -errno. */
+int store_follow_poll(struct store_follower *f, uint64_t limit);
+uint64_t store_follow_applied_lsn(const struct store_follower *f);
+uint64_t store_follow_live_messages(const struct store_follower *f);
+int store_follow_foreach_live(struct store_follower *f, store_live_cb cb, void *ctx);
+long store_follow_read_body(struct store_follower *f, uint64_t msg_id, void *buf, size_t len);
+void store_follow_close(struct store_follower *f);
+
 #endif

@@ -558,6 +558,18 @@ static int put_escaped(struct stomp_buf *out, const char *s, size_t n)
     return 0;
 }
 
+bool stomp_header_representable(enum stomp_version v, enum stomp_command cmd,
+                                const struct stomp_header *h)
+{
+    bool esc = v != STOMP_V10 && cmd != STOMP_CMD_CONNECT && cmd != STOMP_CMD_STOMP &&
+               cmd != STOMP_CMD_CONNECTED;
+    if (h->name_len == 0)
+        return false;
+    if (esc)
+        return escapable(h->name, h->name_len, v) && escapable(h->value, h->value_len, v);
+    return raw_ok(h->name, h->name_len, true) && raw_ok(h->value, h->value_len, false);
+}
+
 static int put_header(struct stomp_buf *out, const struct stomp_header *h, enum stomp_version v,
                       bool esc)
 {

@@ -171,6 +171,10 @@ const char *stomp_frame_get(const struct stomp_frame *f, const char *name);
 void stomp_buf_free(struct stomp_buf *b);
 int stomp_buf_append(struct stomp_buf *b, const void *data, size_t len);
 
+/* Can h be written in a cmd frame of version v (see stomp_serialize)? */
+bool stomp_header_representable(enum stomp_version v, enum stomp_command cmd,
+                                const struct stomp_header *h);
+
 /*
  * Append one frame to out: command, the headers (escaped for version v unless
  * cmd is CONNECT/STOMP/CONNECTED), then a content-length computed here for

@@ -869,8 +869,11 @@ static int build_message(struct stomp_session *s, const struct stomp_delivery *d
     h[n++] = hdr("destination", d->destination);
     if (ack_hdr)
         h[n++] = hdr("ack", d->message_id);
+    /* A header this client's version cannot carry (newline in 1.0, CR in 1.1)
+     * is left out rather than failing the delivery: the message still arrives. */
     for (size_t i = 0; i < d->nheaders; i++)
-        if (!reserved_delivery_header(&d->headers[i]))
+        if (!reserved_delivery_header(&d->headers[i]) &&
+            stomp_header_representable(s->version, STOMP_CMD_MESSAGE, &d->headers[i]))
             h[n++] = d->headers[i];
     int r = queue_frame(s, STOMP_CMD_MESSAGE, h, n, d->body, d->body_len);
     free(h);

@@ -198,8 +198,10 @@ struct stomp_delivery {
     size_t body_len;
     uint64_t token; /* returned in stomp_ack_info.tokens */
 };
-/* Queues a MESSAGE. 0, -ENOENT (no such subscription), -EINVAL (a header not
- * representable in this version), -ENOMEM, -ESHUTDOWN. */
+/* Queues a MESSAGE. Extra headers the client's version cannot carry (newline
+ * in 1.0, CR in 1.1, empty name) are left out. 0, -ENOENT (no such
+ * subscription), -EINVAL (subscription id, message id or destination not
+ * representable), -ENOMEM, -ESHUTDOWN. */
 int stomp_session_deliver(struct stomp_session *s, const struct stomp_delivery *d);
 /* Queues RECEIPT receipt-id; when it answers the DISCONNECT, flags close. */
 int stomp_session_receipt(struct stomp_session *s, const char *receipt_id);

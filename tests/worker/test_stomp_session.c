@@ -677,6 +677,34 @@ static void session_writes_message_headers_raw_in_1_0(void **state)
     stomp_session_free(s);
 }
 
+static void session_leaves_out_headers_the_client_version_cannot_carry(void **state)
+{
+    (void)state;
+    const char *versions[] = {"1.0", "1.1"};
+    for (int v = 0; v < 2; v++) {
+        struct stomp_session *s = connected(versions[v]);
+        feed(s, "SUBSCRIBE\nid:s1\ndestination:/queue/a\nack:client\n\n");
+        out(s);
+        struct stomp_header h[] = {
+            {"bad", 3, v ? "a\rb" : "a\nb", 3}, {"", 0, "x", 1}, {"good", 4, "ok", 2}};
+        struct stomp_delivery d = {.subscription_id = "s1",
+                                   .message_id = "m1",
+                                   .destination = "/queue/a",
+                                   .headers = h,
+                                   .nheaders = 3,
+                                   .token = 1};
+        assert_int_equal(stomp_session_deliver(s, &d), 0);
+        const char *o = out(s);
+        assert_null(strstr(o, "bad"));
+        assert_non_null(strstr(o, "\ngood:ok\n"));
+        assert_int_equal(stomp_session_pending_acks(s), 1);
+        d.message_id = v ? "m\r2" : "m\n2";
+        assert_int_equal(stomp_session_deliver(s, &d), -EINVAL);
+        assert_int_equal(stomp_session_pending_acks(s), 1);
+        stomp_session_free(s);
+    }
+}
+
 static void session_deliver_to_unknown_subscription_fails(void **state)
 {
     (void)state;
@@ -1111,6 +1139,7 @@ int main(void)
         cmocka_unit_test(session_delivers_message_with_ack_header_in_1_2),
         cmocka_unit_test(session_delivers_message_without_ack_header_in_auto_mode),
         cmocka_unit_test(session_writes_message_headers_raw_in_1_0),
+        cmocka_unit_test(session_leaves_out_headers_the_client_version_cannot_carry),
         cmocka_unit_test(session_deliver_to_unknown_subscription_fails),
         cmocka_unit_test(session_client_ack_is_cumulative),
         cmocka_unit_test(session_client_individual_ack_acks_one),

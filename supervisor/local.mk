@@ -4,6 +4,7 @@
 noinst_LIBRARIES += supervisor/libhamqsup.a
 supervisor_libhamqsup_a_SOURCES = \
 	supervisor/sup_hb.c supervisor/sup_hb.h supervisor/sup_keys.c \
+	supervisor/sup_event.c supervisor/sup_event.h \
 	supervisor/sup_vip.c supervisor/sup_vip.h \
 	supervisor/sup_link.c supervisor/sup_link.h \
 	supervisor/sup_child.c supervisor/sup_child.h \

@@ -17,6 +17,7 @@
 
 #include "hamq/log.h"
 #include "sup_child.h"
+#include "sup_event.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -203,8 +204,7 @@ int sup_child_start(struct sup_child *c)
     c->stop_requested = false;
     c->killed = false;
     c->started_at = now_ms();
-    const char *const fields[] = {"HAMQ_EVENT=child-start", NULL};
-    log_fields(LOG_INFO, fields, "started %s (pid %d)", c->name, (int)pid);
+    sup_event(LOG_INFO, "child-start", NULL, "started %s (pid %d)", c->name, (int)pid);
     return 0;
 }
 
@@ -251,20 +251,19 @@ static void report_exit(struct sup_child *c, const siginfo_t *si)
     } else {
         c->state = c->stop_requested ? SUP_CHILD_IDLE : SUP_CHILD_FAILED;
     }
-    char how[64], ev[32] = "HAMQ_EVENT=child-exit";
+    char how[64];
     if (e.signo)
         snprintf(how, sizeof how, "killed by signal %d (%s)", e.signo, strsignal(e.signo));
     else
         snprintf(how, sizeof how, "exited with %d (%s)", e.code, sup_exit_name(e.code));
-    const char *const fields[] = {ev, NULL};
     int prio =
         (e.decision == SUP_CHILD_STOP && !c->stop_requested && e.code != 0) ? LOG_ERR : LOG_NOTICE;
     if (e.decision == SUP_CHILD_RESTART)
-        log_fields(prio, fields, "%s (pid %d) %s after %ld ms: %s, in %d ms", c->name, (int)c->pid,
-                   how, e.ran_ms, e.why, e.restart_in_ms);
+        sup_event(prio, "child-exit", NULL, "%s (pid %d) %s after %ld ms: %s, in %d ms", c->name,
+                  (int)c->pid, how, e.ran_ms, e.why, e.restart_in_ms);
     else
-        log_fields(prio, fields, "%s (pid %d) %s after %ld ms: %s", c->name, (int)c->pid, how,
-                   e.ran_ms, e.why);
+        sup_event(prio, "child-exit", NULL, "%s (pid %d) %s after %ld ms: %s", c->name, (int)c->pid,
+                  how, e.ran_ms, e.why);
     if (c->on_exit)
         c->on_exit(c->ctx, c, &e);
 }
@@ -349,13 +348,13 @@ int sup_child_kill_frozen(struct sup_child *c, int timeout_ms)
         return -ESRCH;
     c->stop_requested = false; /* a kill for freezing is a failure, not a requested stop */
     int r = sup_kill_frozen_pidfd(c->pidfd, timeout_ms);
-    const char *const fields[] = {"HAMQ_EVENT=child-frozen-kill", NULL};
     if (r == 0)
-        log_fields(LOG_WARNING, fields, "%s (pid %d) killed as frozen; death confirmed", c->name,
-                   (int)c->pid);
+        sup_event(LOG_WARNING, "child-frozen-kill", NULL,
+                  "%s (pid %d) killed as frozen; death confirmed", c->name, (int)c->pid);
     else
-        log_fields(LOG_ERR, fields, "%s (pid %d) SIGKILLed as frozen but not dead after %d ms: %s",
-                   c->name, (int)c->pid, timeout_ms, strerror(-r));
+        sup_event(LOG_ERR, "child-frozen-kill", NULL,
+                  "%s (pid %d) SIGKILLed as frozen but not dead after %d ms: %s", c->name,
+                  (int)c->pid, timeout_ms, strerror(-r));
     return r;
 }
 

@@ -17,6 +17,7 @@
 #include <zmq.h>
 
 #include "hamq/log.h"
+#include "sup_event.h"
 #include "sup_hb.h"
 
 #define ZAP_ENDPOINT      "inproc://zeromq.zap.01"
@@ -100,6 +101,10 @@ const char *sup_role_name(int role)
 }
 
 /* ---- codec ---------------------------------------------------------------- */
+
+/* The layout of sup_hb.h: fixed fields end at 64, the node id fills the rest. */
+_Static_assert(SUP_HB_WIRE_SIZE == 64 + SUP_HB_NODE_ID_MAX, "wire layout v1 is 128 bytes");
+_Static_assert(sizeof(SUP_HB_MAGIC) - 1 == 4, "magic is 4 bytes");
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -199,21 +204,13 @@ static void peer_info(const struct sup_hb *hb, const struct peer *p, struct sup_
     (void)hb;
 }
 
-static void log_peer_event(const char *event, const char *peer, int prio, const char *fmt,
-                           const char *msg)
-{
-    char ev[64], pe[96];
-    snprintf(ev, sizeof ev, "HAMQ_EVENT=%s", event);
-    snprintf(pe, sizeof pe, "HAMQ_PEER=%s", peer);
-    const char *const fields[] = {ev, pe, NULL};
-    log_fields(prio, fields, fmt, peer, msg);
-}
-
 static void peer_set_alive(struct sup_hb *hb, struct peer *p, bool alive, const char *why)
 {
     p->alive = alive;
-    log_peer_event(alive ? "peer-found" : "peer-lost", p->node_id, alive ? LOG_NOTICE : LOG_WARNING,
-                   alive ? "peer %s found: %s" : "peer %s lost: %s", why);
+    if (alive)
+        sup_event(LOG_NOTICE, "peer-found", p->node_id, "peer %s found: %s", p->node_id, why);
+    else
+        sup_event(LOG_WARNING, "peer-lost", p->node_id, "peer %s lost: %s", p->node_id, why);
     if (hb->cb.peer_change) {
         struct sup_hb_peer_info info;
         peer_info(hb, p, &info);
@@ -373,8 +370,8 @@ static void handle_handover_req(struct sup_hb *hb, struct peer *p, const struct 
     }
     p->handled_req = m->ref_seq;
     p->acked = false;
-    log_peer_event("handover-request", p->node_id, LOG_NOTICE, "peer %s asks us to %s",
-                   "hand over (demote so that it can take over)");
+    sup_event(LOG_NOTICE, "handover-request", p->node_id,
+              "peer %s asks us to hand over (demote so that it can take over)", p->node_id);
     if (hb->cb.handover_request)
         hb->cb.handover_request(hb->cb.ctx, p->node_id, m->ref_seq);
 }
@@ -384,8 +381,8 @@ static void handle_handover_ack(struct sup_hb *hb, const struct peer *p, const s
     if (!hb->pend.active || strcmp(hb->pend.peer, p->node_id) != 0 || m->ref_seq != hb->pend.seq)
         return; /* a duplicate ack, or one for a request we gave up on */
     hb->pend.active = false;
-    log_peer_event("handover-ack", p->node_id, LOG_NOTICE, "peer %s answered our handover: %s",
-                   m->status == 0 ? "done" : strerror(-m->status));
+    sup_event(LOG_NOTICE, "handover-ack", p->node_id, "peer %s answered our handover: %s",
+              p->node_id, m->status == 0 ? "done" : strerror(-m->status));
     if (hb->cb.handover_result)
         hb->cb.handover_result(hb->cb.ctx, p->node_id, m->ref_seq, m->status);
 }
@@ -495,11 +492,10 @@ static void zap_serve(struct sup_hb *hb, void *s, zmq_msg_t *parts, int n)
     int64_t now = now_ns();
     if (hb->st.auth_refused == 1 || now - hb->last_auth_log > AUTH_LOG_EVERY_NS) {
         hb->last_auth_log = now;
-        const char *const fields[] = {"HAMQ_EVENT=peer-refused", NULL};
-        log_fields(LOG_WARNING, fields,
-                   "refused supervisor connection from %s: CURVE public key %s is not in "
-                   "curve_peer_public_key_file (%llu refusals so far)",
-                   addr, z85, (unsigned long long)hb->st.auth_refused);
+        sup_event(LOG_WARNING, "peer-refused", NULL,
+                  "refused supervisor connection from %s: CURVE public key %s is not in "
+                  "curve_peer_public_key_file (%llu refusals so far)",
+                  addr, z85, (unsigned long long)hb->st.auth_refused);
     }
 }
 
@@ -538,9 +534,9 @@ static void monitor_serve(struct sup_hb *hb, const struct zsock *z, zmq_msg_t *p
     if (n >= 2)
         snprintf(ep, sizeof ep, "%.*s", (int)zmq_msg_size(&parts[1]),
                  (const char *)zmq_msg_data(&parts[1]));
-    const char *const fields[] = {"HAMQ_EVENT=peer-refused", NULL};
-    log_fields(LOG_WARNING, fields, "supervisor link %s (%s): %s (%llu failures so far)", ep,
-               z->endpoint, handshake_reason(ev, val), (unsigned long long)hb->st.handshake_failed);
+    sup_event(LOG_WARNING, "peer-refused", NULL,
+              "supervisor link %s (%s): %s (%llu failures so far)", ep, z->endpoint,
+              handshake_reason(ev, val), (unsigned long long)hb->st.handshake_failed);
 }
 
 /* Drains one socket; returns messages handled. */
@@ -616,9 +612,8 @@ static void pending_tick(struct sup_hb *hb, int64_t now)
         return;
     if (now >= pd->deadline) {
         pd->active = false;
-        log_peer_event("handover-timeout", pd->peer, LOG_WARNING,
-                       "peer %s did not answer our handover request: %s",
-                       "no ack before the deadline");
+        sup_event(LOG_WARNING, "handover-timeout", pd->peer,
+                  "peer %s did not answer our handover request before the deadline", pd->peer);
         if (hb->cb.handover_result)
             hb->cb.handover_result(hb->cb.ctx, pd->peer, pd->seq, -ETIMEDOUT);
         return;

@@ -15,6 +15,7 @@
 #include <netlink/route/link.h>
 
 #include "hamq/log.h"
+#include "sup_event.h"
 #include "sup_link.h"
 
 #define RECV_ROUNDS_MAX 64
@@ -47,9 +48,8 @@ static void set_state(struct sup_link *l, bool exists, unsigned flags)
         return;
     l->up = up;
     const char *why = state_why(exists, flags);
-    const char *const fields[] = {up ? "HAMQ_EVENT=link-up" : "HAMQ_EVENT=link-down", NULL};
-    log_fields(up ? LOG_NOTICE : LOG_WARNING, fields, "interface %s is %s (%s)", l->ifname,
-               up ? "up" : "down", why);
+    sup_event(up ? LOG_NOTICE : LOG_WARNING, up ? "link-up" : "link-down", NULL,
+              "interface %s is %s (%s)", l->ifname, up ? "up" : "down", why);
     if (l->cb)
         l->cb(l->ctx, l->ifname, up, why);
 }

@@ -21,6 +21,7 @@
 #include <netlink/route/addr.h>
 
 #include "hamq/log.h"
+#include "sup_event.h"
 #include "sup_vip.h"
 
 struct sup_vip {
@@ -240,8 +241,8 @@ int sup_vip_add(struct sup_vip *v, char *err, size_t errlen)
     if (r < 0)
         return r;
     v->owned = true;
-    const char *const fields[] = {"HAMQ_EVENT=vip-add", NULL};
-    log_fields(LOG_NOTICE, fields, "VIP %s added; announcing it %d times", v->text, v->garp_count);
+    sup_event(LOG_NOTICE, "vip-add", NULL, "VIP %s added; announcing it %d times", v->text,
+              v->garp_count);
     v->garp_left = v->garp_count;
     v->garp_next = now_ms();
     return sup_vip_on_timer(v) < 0 ? -EIO : 0;
@@ -275,9 +276,8 @@ int sup_vip_remove(struct sup_vip *v, char *err, size_t errlen)
         v->owned = false;
         v->garp_left = 0;
         v->garp_next = -1;
-        const char *const fields[] = {"HAMQ_EVENT=vip-remove", NULL};
-        log_fields(LOG_NOTICE, fields, "VIP %s %s", v->text,
-                   found == 1 ? "removed" : "was not present: nothing to remove");
+        sup_event(LOG_NOTICE, "vip-remove", NULL, "VIP %s %s", v->text,
+                  found == 1 ? "removed" : "was not present: nothing to remove");
     }
     return r;
 }

@@ -33,6 +33,10 @@
 #include <stddef.h>
 
 #define SUP_VIP_LABEL_SUFFIX ":hq"
+/* Suggested announcement: 3 GARP pairs, 200 ms apart (switches and clients
+ * that miss the first one, e.g. while a port comes up, get the next). */
+#define SUP_VIP_GARP_COUNT       3
+#define SUP_VIP_GARP_INTERVAL_MS 200
 
 struct sup_vip;
 

@@ -17,7 +17,8 @@ echo "1. two nodes find each other"
 "$HATOOL" hb nodeB "$B" "$A" --auto-ack --seconds 60 >"$T/b.out" 2>"$T/b.err" & PIDB=$!; pids+=($PIDB)
 wait_for "$T/a.out" "^FOUND nodeB" || fail "A never saw B"
 wait_for "$T/b.out" "^FOUND nodeA" || fail "B never saw A"
-grep -q "HAMQ_EVENT=peer-found HAMQ_PEER=nodeB" "$T/a.err" || fail "no peer-found event in A's log"
+grep "HAMQ_EVENT=peer-found" "$T/a.err" | grep "HAMQ_PEER=nodeB" | grep -q "MESSAGE_ID=0a9581faf08e48ca80fb0685d04c8ed0" \
+  || fail "no peer-found event (HAMQ_EVENT, HAMQ_PEER, MESSAGE_ID) in A's log"
 
 echo "2. HANDOVER request from A reaches B and B's ack comes back"
 wait_for "$T/b.out" "^HANDOVER-REQUEST nodeA" || fail "B got no handover request"

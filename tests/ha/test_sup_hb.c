@@ -23,6 +23,7 @@
 #include <zmq.h>
 
 #include "hamq/log.h"
+#include "supervisor/sup_event.h"
 #include "supervisor/sup_hb.h"
 
 struct node {
@@ -527,6 +528,24 @@ static void bad_settings_give_clear_errors(void **state)
     assert_non_null(strstr(err, "/nonexistent/n.key"));
 }
 
+static void every_event_has_its_own_32_hex_digit_message_id(void **state)
+{
+    (void)state;
+    const char *ev[] = {"peer-found", "peer-lost", "peer-refused", "handover-request",
+                        "handover-ack", "handover-timeout", "child-start", "child-exit",
+                        "child-frozen-kill", "vip-add", "vip-remove", "link-up", "link-down"};
+    size_t n = sizeof ev / sizeof ev[0];
+    for (size_t i = 0; i < n; i++) {
+        const char *id = sup_event_message_id(ev[i]);
+        assert_non_null(id);
+        assert_int_equal(strlen(id), 32);
+        assert_int_equal(strspn(id, "0123456789abcdef"), 32);
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(id, sup_event_message_id(ev[j]));
+    }
+    assert_null(sup_event_message_id("no-such-event"));
+}
+
 int main(void)
 {
     log_init("test_sup_hb", LOG_TARGET_STDERR);
@@ -542,6 +561,7 @@ int main(void)
         cmocka_unit_test(curve_nodes_with_the_right_keys_talk),
         cmocka_unit_test(curve_node_with_a_wrong_key_is_refused_and_logged),
         cmocka_unit_test(bad_settings_give_clear_errors),
+        cmocka_unit_test(every_event_has_its_own_32_hex_digit_message_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

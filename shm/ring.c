@@ -525,16 +525,29 @@ enum ring_outcome ring_wait(struct ring *r, uint32_t need, int64_t timeout_ns)
     }
 }
 
+static enum ring_outcome arm_bell(struct ring *r, uint32_t need)
+{
+    _Atomic uint32_t *w = my_wait_word(r);
+    word_store_relaxed(w, RING_WAIT_BELL);
+    fence_store_load();
+    enum ring_outcome o = side_ready(r, need);
+    if (o != RING_WOULD_BLOCK)
+        word_store_relaxed(w, RING_WAIT_NONE);
+    return o;
+}
+
 enum ring_outcome ring_arm_bell(struct ring *r)
 {
     if (!r->sh || r->role != RING_READER)
         return RING_BROKEN;
-    word_store_relaxed(&r->sh->reader_wait, RING_WAIT_BELL);
-    fence_store_load();
-    enum ring_outcome o = side_ready(r, 0);
-    if (o != RING_WOULD_BLOCK)
-        word_store_relaxed(&r->sh->reader_wait, RING_WAIT_NONE);
-    return o;
+    return arm_bell(r, 0);
+}
+
+enum ring_outcome ring_arm_bell_room(struct ring *r, uint32_t need)
+{
+    if (!r->sh || r->role != RING_WRITER)
+        return RING_BROKEN;
+    return arm_bell(r, need);
 }
 
 void ring_disarm(struct ring *r)

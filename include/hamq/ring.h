@@ -238,6 +238,13 @@ enum ring_outcome ring_wait(struct ring *r, uint32_t need, int64_t timeout_ns);
  * already there (do not sleep, the arm was withdrawn), PEER_GONE/BROKEN.
  */
 enum ring_outcome ring_arm_bell(struct ring *r);
+/*
+ * The same for a writer facing a full ring (back-pressure in an epoll loop):
+ * RING_WOULD_BLOCK when armed (the reader's ring_read_release() will write
+ * the bell set on ITS handle with ring_set_bell), RING_OK when `need` payload
+ * bytes already fit.
+ */
+enum ring_outcome ring_arm_bell_room(struct ring *r, uint32_t need);
 /* Withdraws an arming (after waking for another reason). */
 void ring_disarm(struct ring *r);
 

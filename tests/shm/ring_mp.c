@@ -445,6 +445,37 @@ static void epoll_add(int ep, int fd, uint64_t tag)
         fail("epoll_ctl: %s", strerror(errno));
 }
 
+/*
+ * Worker send of record seq (8 B–1 KiB, 4 KiB ring: it fills). On a full ring
+ * the worker arms for room and sleeps in epoll until the core's release rings
+ * its bell.
+ */
+static uint64_t room_waits;
+static void bell_send(struct ring *tx, int ep, int mine, uint32_t slot, uint64_t seq)
+{
+    uint8_t buf[1024];
+    uint32_t len = 8 + rnd(1000);
+    memcpy(buf, &seq, 8);
+    memset(buf + 8, (int)(seq & 0xff), len - 8);
+    for (;;) {
+        enum ring_outcome o = ring_send(tx, slot, buf, len);
+        if (o == RING_OK)
+            return;
+        if (o != RING_WOULD_BLOCK)
+            fail("worker %u send: %s", slot, ring_outcome_str(o));
+        if (ring_arm_bell_room(tx, len) != RING_WOULD_BLOCK)
+            continue;
+        room_waits++;
+        struct epoll_event ev;
+        int k = epoll_wait(ep, &ev, 1, 5000);
+        ring_disarm(tx);
+        if (k == 0)
+            fail("worker %u: lost wake-up: full ring, no room bell in 5 s", slot);
+        shm_bell_drain(mine);
+        check_deadline("bell worker room");
+    }
+}
+
 /* Worker: sends n records with a random window, waits for acks on its bell. */
 static void bell_worker(uint32_t slot, uint64_t n)
 {
@@ -463,10 +494,9 @@ static void bell_worker(uint32_t slot, uint64_t n)
     rnd_state = seed ^ (slot + 77);
     uint64_t sent = 0, acked = 0;
     while (acked < n) {
-        uint32_t window = 1 + rnd(16);
+        uint32_t window = 1 + rnd(64);
         while (sent < n && sent - acked < window) {
-            if (ring_send(&tx, slot, &sent, 8) != RING_OK)
-                fail("worker send");
+            bell_send(&tx, ep, mine, slot, sent);
             sent++;
         }
         if (rnd(8) == 0)
@@ -494,7 +524,8 @@ static void bell_worker(uint32_t slot, uint64_t n)
             shm_bell_drain(mine);
         check_deadline("bell worker");
     }
-    _exit(0);
+    printf("worker %u: waited for room on a full ring %" PRIu64 " times\n", slot, room_waits);
+    _exit(room_waits > 0 ? 0 : 3);
 }
 
 /*
@@ -533,7 +564,8 @@ static void bell_core(struct shm_seg *s, uint64_t n, uint64_t *wakeups)
         int wb = shm_bell_open(inst, name);
         if (wb < 0)
             fail("worker bell");
-        ring_set_bell(&tx[i], wb);
+        ring_set_bell(&tx[i], wb); /* records for worker i */
+        ring_set_bell(&rx[i], wb); /* room for worker i */
     }
     while (done < BELL_WORKERS * n) {
         for (uint32_t i = 0; i < BELL_WORKERS; i++) {
@@ -590,11 +622,15 @@ static int mode_bell(uint64_t n)
             bell_worker(i, n);
     }
     bell_core(&s, n, &wakeups);
-    for (uint32_t i = 0; i < BELL_WORKERS; i++)
-        if (reap(kids[i], "bell") != 0)
+    for (uint32_t i = 0; i < BELL_WORKERS; i++) {
+        int rc = reap(kids[i], "bell");
+        if (rc == 3)
+            fail("worker %u never found its ring full: writer bells not exercised", i);
+        if (rc != 0)
             fail("worker %u failed", i);
-    printf("bell: %d workers x %" PRIu64 " records acked through epoll, core woke by bell %" PRIu64
-           " times\n",
+    }
+    printf("bell: %d workers x %" PRIu64
+           " records (8 B-1 KiB) acked through epoll, core woke by bell %" PRIu64 " times\n",
            BELL_WORKERS, n, wakeups);
     if (wakeups < 10)
         fail("the core bell rang only %" PRIu64 " times: parking not exercised", wakeups);

@@ -347,6 +347,27 @@ static void ring_publish_rings_the_bell_only_when_reader_armed(void **state)
     close(fds[1]);
 }
 
+static void ring_release_rings_the_bell_of_a_writer_armed_on_a_full_ring(void **state)
+{
+    struct pair *p = *state;
+    int fds[2];
+    uint8_t b[8], buf[1000] = {0};
+    struct ring_record rec;
+    assert_int_equal(pipe2(fds, O_NONBLOCK), 0);
+    ring_set_bell(&p->r, fds[1]);
+    while (ring_send(&p->w, 1, buf, sizeof(buf)) == RING_OK)
+        ;
+    assert_int_equal(ring_arm_bell_room(&p->w, sizeof(buf)), RING_WOULD_BLOCK);
+    assert_int_equal(ring_read(&p->r, &rec), RING_OK);
+    ring_read_release(&p->r);
+    assert_int_equal(read(fds[0], b, sizeof(b)), 1);
+    assert_int_equal(ring_arm_bell_room(&p->w, sizeof(buf)), RING_OK); /* room now */
+    assert_int_equal(atomic_load(&sh(p)->writer_wait), RING_WAIT_NONE);
+    assert_int_equal(ring_arm_bell_room(&p->r, 1), RING_BROKEN); /* wrong side */
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void ring_arm_bell_refuses_to_sleep_when_data_is_there(void **state)
 {
     struct pair *p = *state;
@@ -394,6 +415,7 @@ int main(void)
         T(ring_writer_wait_reports_room_after_release),
         T(ring_publish_rings_the_bell_only_when_reader_armed),
         T(ring_arm_bell_refuses_to_sleep_when_data_is_there),
+        T(ring_release_rings_the_bell_of_a_writer_armed_on_a_full_ring),
         cmocka_unit_test(ring_outcomes_have_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,8 +46,11 @@
  * once; if after, the sleeper is queued and FUTEX_WAKE finds it (the kernel
  * orders both under the futex hash-bucket lock). For a doorbell, the byte
  * written stays in the pipe until the sleeper drains it, so epoll reports it
- * whenever it is called. The exchange makes one waker at most write per
- * arming, so the doorbell pipe cannot fill up. The waker checks once per
+ * whenever it is called. The exchange lets at most one waker write per
+ * arming; should the pipe be full anyway, EAGAIN is harmless (unread bytes
+ * already make epoll report it). "position" above is write_pos when the
+ * reader sleeps (empty ring) and read_pos when the writer sleeps (full ring:
+ * ring_wait on a writer, ring_arm_bell_room). The waker checks once per
  * publish (per batch), not per record: a seq_cst fence costs ~60 ns here.
  * The futex is used WITHOUT FUTEX_PRIVATE_FLAG: the two processes map the
  * segment at different addresses. Every sleep is bounded by a timeout so a

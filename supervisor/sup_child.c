@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 #define P_PIDFD 3
 #endif
 #define ARGV_MAX 64
+
+extern char **environ;
 
 struct sup_child {
     char name[64];
@@ -150,51 +153,53 @@ int sup_child_new(const char *name, char *const argv[], const struct sup_child_p
     return 0;
 }
 
-/* Child side of fork: default signals, empty mask, exec; report errno on the pipe. */
-static void exec_child(char **argv, int errpipe)
+/*
+ * posix_spawnp, not fork: the supervisor has threads (libzmq's I/O thread),
+ * and glibc's posix_spawn (clone with CLONE_VFORK) runs nothing but the exec
+ * in the child and reports an exec failure as its return value. The child
+ * starts with every signal at its default action and an empty mask, whatever
+ * the supervisor set for itself.
+ */
+static int spawn(char **argv, pid_t *pid)
 {
-    sigset_t none;
+    posix_spawnattr_t at;
+    sigset_t all, none;
+    sigfillset(&all);
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int s = 1; s < NSIG; s++)
-        signal(s, SIG_DFL);
-    execvp(argv[0], argv);
-    int e = errno;
-    ssize_t w = write(errpipe, &e, sizeof e);
-    (void)w;
-    _exit(127);
+    int r = posix_spawnattr_init(&at);
+    if (r == 0)
+        r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    if (r == 0)
+        r = posix_spawnattr_setsigdefault(&at, &all);
+    if (r == 0)
+        r = posix_spawnattr_setsigmask(&at, &none);
+    if (r == 0)
+        r = posix_spawnp(pid, argv[0], NULL, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    return -r;
 }
 
 int sup_child_start(struct sup_child *c)
 {
     if (c->state == SUP_CHILD_RUNNING || c->state == SUP_CHILD_STOPPING)
         return -EALREADY;
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return -errno;
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(p[0]);
-        close(p[1]);
-        return -e;
+    pid_t pid = 0;
+    int r = spawn(c->argv, &pid);
+    if (r < 0) {
+        sup_event(LOG_ERR, "child-exit", NULL, "cannot start %s (%s): %s: not restarting", c->name,
+                  c->argv[0], strerror(-r));
+        c->state = SUP_CHILD_FAILED;
+        return r;
     }
-    if (pid == 0)
-        exec_child(c->argv, p[1]);
-    close(p[1]);
-    int e = 0;
-    ssize_t n = read(p[0], &e, sizeof e); /* EOF at exec: a few ms at most */
-    close(p[0]);
     /* Not reaped yet, so the pid cannot have been reused: pidfd_open is race-free. */
     int pidfd = pidfd_open(pid, 0);
-    if (n == (ssize_t)sizeof e || pidfd < 0) {
-        int err = n == (ssize_t)sizeof e ? e : errno;
-        if (pidfd >= 0)
-            close(pidfd);
-        waitpid(pid, NULL, 0); /* exited (exec failed) or about to: reap it */
-        log_err("cannot start %s (%s): %s", c->name, c->argv[0], strerror(err));
+    if (pidfd < 0) {
+        r = -errno;
+        kill(pid, SIGKILL); /* cannot watch it: do not leave it running unwatched */
+        waitpid(pid, NULL, 0);
+        log_err("cannot watch %s (pid %d): pidfd_open: %s", c->name, (int)pid, strerror(-r));
         c->state = SUP_CHILD_FAILED;
-        return -err;
+        return r;
     }
     struct epoll_event ev = {.events = EPOLLIN};
     epoll_ctl(c->epfd, EPOLL_CTL_ADD, pidfd, &ev);

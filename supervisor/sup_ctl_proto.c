@@ -29,6 +29,7 @@ struct conn {
     size_t outlen, outoff;
     bool close_after;
     uint64_t wait_id; /* != 0: a deferred request is waiting for its answer */
+    bool denied;      /* SO_PEERCRED said no: every request gets "permission denied" */
 };
 
 struct sup_ctl_server {
@@ -149,6 +150,11 @@ static void queue_reply(struct sup_ctl_server *s, struct conn *c, const struct s
 
 static void dispatch(struct sup_ctl_server *s, struct conn *c, char *line)
 {
+    if (c->denied) {
+        conn_error(s, c, "permission denied (root or the hamq group only)");
+        c->close_after = true;
+        return;
+    }
     if (!line_valid(line)) {
         conn_error(s, c, "request must be printable ASCII");
         return;
@@ -256,15 +262,14 @@ static void accept_all(struct sup_ctl_server *s)
             if (s->c[i].fd < 0)
                 c = &s->c[i];
         static const char busy[] = "error too many control connections\n\n";
-        static const char denied[] = "error permission denied (root or the hamq group only)\n\n";
-        bool ok = peer_allowed(s, fd);
-        if (!c || !ok) {
-            ssize_t w = send(fd, ok ? busy : denied, ok ? sizeof busy - 1 : sizeof denied - 1,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (!c) {
+            ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w;
             close(fd);
             continue;
         }
+        /* A refused peer still gets its request read and answered, so it sees why. */
+        c->denied = !peer_allowed(s, fd);
         c->fd = fd;
         struct epoll_event ev = {.events = EPOLLIN};
         ev.data.ptr = c;
@@ -504,20 +509,19 @@ int sup_ctl_request(const char *path, const char *line, int timeout_ms, char *re
         return fd;
     char req[SUP_CTL_LINE_MAX + 1];
     int n = snprintf(req, sizeof req, "%s\n", line);
-    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
-        int e = errno;
-        close(fd);
-        snprintf(err, errlen, "cannot send to %s: %s", path, strerror(e));
-        return -e;
-    }
+    int send_err = send(fd, req, (size_t)n, MSG_NOSIGNAL) == n ? 0 : errno;
     char *buf = malloc(SUP_CTL_REPLY_MAX + 1024);
     if (!buf) {
         close(fd);
         return -ENOMEM;
     }
-    int r = client_read(fd, buf, SUP_CTL_REPLY_MAX + 1024, timeout_ms);
+    /* Even if the send failed, the daemon may have said why (e.g. refused us). */
+    int r = client_read(fd, buf, SUP_CTL_REPLY_MAX + 1024, send_err ? 100 : timeout_ms);
     close(fd);
-    if (r < 0)
+    if (r < 0 && send_err) {
+        snprintf(err, errlen, "cannot send to %s: %s", path, strerror(send_err));
+        r = -send_err;
+    } else if (r < 0)
         snprintf(err, errlen, "no complete reply from hamq-supervisor on %s: %s", path,
                  strerror(-r));
     else

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -161,6 +163,30 @@ static int client_too_long(void)
     return client_status();
 }
 
+/* As nobody:nogroup (65534): refused, unless the server allows that gid. */
+static int client_as_nobody(bool expect_allowed)
+{
+    char reply[SUP_CTL_REPLY_MAX], err[256];
+    if (setgroups(0, NULL) < 0 || setgid(65534) < 0 || setuid(65534) < 0)
+        return 40;
+    int r = sup_ctl_request(sockpath, "status", 3000, reply, sizeof reply, err, sizeof err);
+    if (expect_allowed)
+        return r == 0 ? 0 : 41;
+    if (r != -EREMOTEIO || !strstr(err, "permission denied (root or the hamq group only)"))
+        return 42;
+    return 0;
+}
+
+static int client_nobody_refused(void)
+{
+    return client_as_nobody(false);
+}
+
+static int client_nobody_allowed(void)
+{
+    return client_as_nobody(true);
+}
+
 static pid_t fork_client(int (*fn)(void))
 {
     pid_t pid = fork();
@@ -254,6 +280,25 @@ static void over_long_request_is_refused_and_the_server_keeps_serving(void **sta
     sup_ctl_server_free(s);
 }
 
+static void other_users_are_refused_unless_their_group_is_allowed(void **state)
+{
+    (void)state;
+    if (geteuid() != 0)
+        skip(); /* needs to become another user */
+    char err[256];
+    struct sup_ctl_server *s;
+    fresh_path();
+    assert_int_equal(sup_ctl_server_new(sockpath, handler, NULL, &s, err, sizeof err), 0);
+    chmod(sockpath, 0666); /* let the file mode through: the check under test is SO_PEERCRED */
+    calls = 0;
+    assert_int_equal(serve_until_exit(s, fork_client(client_nobody_refused)), 0);
+    assert_int_equal(calls, 0);
+    sup_ctl_server_allow_gid(s, 65534);
+    assert_int_equal(serve_until_exit(s, fork_client(client_nobody_allowed)), 0);
+    assert_int_equal(calls, 1);
+    sup_ctl_server_free(s);
+}
+
 static void client_says_the_daemon_is_not_running(void **state)
 {
     (void)state;
@@ -304,6 +349,7 @@ int main(void)
         cmocka_unit_test(deferred_answer_is_sent_when_complete_is_called),
         cmocka_unit_test(deferred_request_of_a_departed_client_is_dropped),
         cmocka_unit_test(over_long_request_is_refused_and_the_server_keeps_serving),
+        cmocka_unit_test(other_users_are_refused_unless_their_group_is_allowed),
         cmocka_unit_test(client_says_the_daemon_is_not_running),
         cmocka_unit_test(stale_socket_is_replaced_but_a_live_one_is_refused),
     };

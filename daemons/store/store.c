@@ -209,8 +209,8 @@ static int recover_messages(struct store *s, char *err, size_t errlen)
     if (r < 0 && r != -ENOENT)
         return r;
     if (r == 0) {
-        uint64_t seq;
-        uint32_t off;
+        uint64_t seq = 0;
+        uint32_t off = 0;
         r = ckpt_load(s->jdir, &cp, &s->idx, &p.start_lsn, &seq, &off, err, errlen);
         if (r < 0)
             return r;

@@ -87,7 +87,7 @@ static int f_enter(struct store_follower *f, uint64_t seq, uint64_t off)
     int fd = f_seg_fd(f, seq);
     if (fd < 0)
         return fd;
-    uint64_t limit;
+    uint64_t limit = 0;
     int r = f_limit(fd, &limit);
     if (r < 0)
         return r;
@@ -113,8 +113,8 @@ int store_follow_open(const char *dir, struct store_follower **out, char *err, s
     struct jnl_ckpt_ptr cp;
     int r = ckpt_ptr_read(f->jdir, &cp, err, errlen);
     if (r == 0) {
-        uint64_t seq;
-        uint32_t off;
+        uint64_t seq = 0;
+        uint32_t off = 0;
         r = ckpt_load(f->jdir, &cp, &f->idx, &f->expected, &seq, &off, err, errlen);
         if (r == 0) {
             f->applied = f->expected - 1;
@@ -169,7 +169,7 @@ static int q_push(struct store_follower *f, const struct jnl_rec_header *h, cons
 static bool f_next_segment(struct store_follower *f)
 {
     int fd = f_seg_fd(f, f->seq + 1);
-    uint64_t limit;
+    uint64_t limit = 0;
     if (fd < 0 || f_limit(fd, &limit) < 0)
         return false;
     struct rec_reader r;
@@ -194,7 +194,7 @@ static int f_read(struct store_follower *f)
         if (r < 0)
             return r == -EAGAIN ? 0 : r;
     }
-    uint64_t limit;
+    uint64_t limit = 0;
     if (f_limit(f->fd, &limit) == 0)
         rdr_reset(&f->rdr, limit); /* see what was written since */
     for (;;) {

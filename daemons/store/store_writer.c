@@ -275,7 +275,10 @@ static int roll(struct store *s)
     s->cur_off = JNL_DATA_OFFSET;
     s->next_seq_ready = 0;
     store_crash_point("roll");
-    return fill_start(s, NULL, 0);
+    r = fill_start(s, NULL, 0);
+    if (r < 0)
+        s->failed = r; /* no buffer to append into: the writer cannot go on */
+    return r;
 }
 
 /* --- append --- */

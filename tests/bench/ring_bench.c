@@ -24,7 +24,7 @@
 #include "hamq/shm.h"
 
 #define SEC     1000000000LL
-#define RING_SZ (256u * 1024u)
+#define RING_SZ (2048u * 1024u)
 
 static char inst[64];
 static bool quick;

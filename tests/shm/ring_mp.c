@@ -43,6 +43,8 @@ static void fail(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+    if (strcmp(who, "parent") == 0 && inst[0]) /* children time out on their own */
+        shm_unlink_instance(inst, 4);
     _exit(1);
 }
 

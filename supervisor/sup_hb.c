@@ -31,6 +31,9 @@ struct zsock {
     void *s;
     enum zkind kind;
     char endpoint[HAMQ_CONFIG_STR_MAX]; /* DEALER: the peer endpoint; MONITOR: what it watches */
+    bool watches_server;                /* MONITOR of our ROUTER (else of a DEALER) */
+    uint64_t failures;                  /* MONITOR: handshake failures seen */
+    int64_t last_log;                   /* MONITOR: rate limit, one line per 5 s */
 };
 
 struct peer {
@@ -499,21 +502,26 @@ static void zap_serve(struct sup_hb *hb, void *s, zmq_msg_t *parts, int n)
     }
 }
 
-static const char *handshake_reason(uint16_t ev, uint32_t val)
+/* Why a CURVE handshake failed, in the operator's terms, from our side of it. */
+static const char *handshake_reason(bool server, uint16_t ev, uint32_t val)
 {
+    bool crypto =
+        ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL && val == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC;
+    if (server)
+        return crypto ? "the client does not use our public key as server key (its "
+                        "curve_peer_public_key_file lists another key for this node)"
+                      : "the client broke off the handshake (security mismatch, or not a "
+                        "hamq supervisor)";
     if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
-        return val == 400 ? "authentication refused by the peer (our public key is not in "
-                            "its curve_peer_public_key_file)"
-                          : "authentication failed";
-    if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
-        return val == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
-                   ? "CURVE cryptographic error (the keys do not match: wrong peer public "
-                     "key or wrong secret key)"
-                   : "ZMTP protocol error (not a hamq supervisor, or security mismatch)";
-    return "handshake failed before completion (connection closed; security mismatch?)";
+        return "the peer refused our public key (it is not in the peer's "
+               "curve_peer_public_key_file)";
+    return crypto ? "CURVE cryptographic error: the peer's key is not the one our "
+                    "curve_peer_public_key_file lists for it"
+                  : "the peer broke off the handshake (security mismatch, or not a hamq "
+                    "supervisor)";
 }
 
-static void monitor_serve(struct sup_hb *hb, const struct zsock *z, zmq_msg_t *parts, int n)
+static void monitor_serve(struct sup_hb *hb, struct zsock *z, zmq_msg_t *parts, int n)
 {
     if (n < 1 || zmq_msg_size(&parts[0]) < 6)
         return;
@@ -525,18 +533,26 @@ static void monitor_serve(struct sup_hb *hb, const struct zsock *z, zmq_msg_t *p
     if (!(ev & (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                 ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)))
         return;
+    if (z->watches_server && ev == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        return; /* our ZAP handler refused it and logged the key */
     hb->st.handshake_failed++;
+    z->failures++;
     int64_t now = now_ns();
-    if (hb->st.handshake_failed > 1 && now - hb->last_auth_log <= AUTH_LOG_EVERY_NS)
+    if (z->failures > 1 && now - z->last_log <= AUTH_LOG_EVERY_NS)
         return;
-    hb->last_auth_log = now;
+    z->last_log = now;
     char ep[128] = "";
     if (n >= 2)
         snprintf(ep, sizeof ep, "%.*s", (int)zmq_msg_size(&parts[1]),
                  (const char *)zmq_msg_data(&parts[1]));
-    sup_event(LOG_WARNING, "peer-refused", NULL,
-              "supervisor link %s (%s): %s (%llu failures so far)", ep, z->endpoint,
-              handshake_reason(ev, val), (unsigned long long)hb->st.handshake_failed);
+    if (z->watches_server)
+        sup_event(LOG_WARNING, "peer-refused", NULL,
+                  "CURVE handshake failed for a client of %s: %s (%llu failures so far)",
+                  z->endpoint, handshake_reason(true, ev, val), (unsigned long long)z->failures);
+    else
+        sup_event(LOG_WARNING, "peer-refused", NULL,
+                  "CURVE handshake failed with peer %s: %s (%llu failures so far)", z->endpoint,
+                  handshake_reason(false, ev, val), (unsigned long long)z->failures);
 }
 
 /* Drains one socket; returns messages handled. */
@@ -787,7 +803,8 @@ static void common_opts(const struct sup_hb *hb, void *s)
 }
 
 /* Watches handshake failures of s through a PAIR socket (logged by monitor_serve). */
-static int add_monitor(struct sup_hb *hb, void *s, const char *what, char *err, size_t errlen)
+static int add_monitor(struct sup_hb *hb, void *s, const char *what, bool server, char *err,
+                       size_t errlen)
 {
     char ep[96];
     snprintf(ep, sizeof ep, "inproc://hamq-hb-monitor-%d", hb->nsocks);
@@ -801,7 +818,9 @@ static int add_monitor(struct sup_hb *hb, void *s, const char *what, char *err, 
         return -EIO;
     }
     set_int(pair, ZMQ_LINGER, 0);
-    return add_sock(hb, pair, ZK_MONITOR, what, err, errlen);
+    int r = add_sock(hb, pair, ZK_MONITOR, what, err, errlen);
+    hb->socks[hb->nsocks - 1].watches_server = server;
+    return r;
 }
 
 static int setup_curve_keys(struct sup_hb *hb, const struct hamq_config *cfg, char pub[41],
@@ -870,7 +889,7 @@ static int setup_router(struct sup_hb *hb, const struct hamq_config *cfg, const 
     hb->router = s;
     int r = add_sock(hb, s, ZK_ROUTER, cfg->ha_listen, err, errlen);
     if (r == 0 && hb->curve)
-        r = add_monitor(hb, s, cfg->ha_listen, err, errlen);
+        r = add_monitor(hb, s, cfg->ha_listen, true, err, errlen);
     return r;
 }
 
@@ -901,7 +920,7 @@ static int setup_dealer(struct sup_hb *hb, const char *ep, int idx, const char *
     }
     int r = add_sock(hb, s, ZK_DEALER, ep, err, errlen);
     if (r == 0 && hb->curve)
-        r = add_monitor(hb, s, ep, err, errlen);
+        r = add_monitor(hb, s, ep, false, err, errlen);
     return r;
 }
 

@@ -6,7 +6,7 @@ set -u
 . "${HAMQ_SRCDIR:-.}/tests/ha/lib.sh"
 T=$(mktemp -d /tmp/hamq-test-hb-XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$T"; }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 PA=$(free_port); PB=$(free_port)
@@ -57,6 +57,10 @@ echo "6. CURVE: a node with a key A does not list is refused, and A logs it"
 wait_for "$T/ca.err" "refused supervisor connection from 127.0.0.1.*is not in curve_peer_public_key_file" \
   || fail "A did not log the refusal"
 grep -q "HAMQ_EVENT=peer-refused" "$T/ca.err" || fail "refusal has no HAMQ_EVENT"
+wait_for "$T/ci.err" "the peer refused our public key" \
+  || fail "the intruder was not told that its key was refused"
+wait_for "$T/ci.err" "does not use our public key as server key" \
+  || fail "the intruder did not log A's handshake with the wrong server key"
 sleep 1
 grep -q "FOUND intruder" "$T/ca.out" && fail "A accepted the intruder"
 echo "PASS"

@@ -14,7 +14,8 @@ STORE_TESTLIB = tests/store/store_testlib.c tests/store/store_testlib.h
 
 STORE_UNIT_TESTS = tests/store/test_crc32c tests/store/test_store_basic \
 	tests/store/test_store_recovery tests/store/test_store_crashloop \
-	tests/store/test_store_checkpoint tests/store/test_store_follow
+	tests/store/test_store_checkpoint tests/store/test_store_follow \
+	tests/store/test_store_crashpoints
 check_PROGRAMS += $(STORE_UNIT_TESTS)
 TESTS += $(STORE_UNIT_TESTS)
 tests_store_test_crc32c_SOURCES = tests/store/test_crc32c.c $(STORE_TESTLIB)
@@ -35,6 +36,9 @@ tests_store_test_store_checkpoint_LDADD = $(STORE_TEST_LIBS)
 tests_store_test_store_follow_SOURCES = tests/store/test_store_follow.c $(STORE_TESTLIB)
 tests_store_test_store_follow_CFLAGS = $(STORE_TEST_CFLAGS)
 tests_store_test_store_follow_LDADD = $(STORE_TEST_LIBS)
+tests_store_test_store_crashpoints_SOURCES = tests/store/test_store_crashpoints.c $(STORE_TESTLIB)
+tests_store_test_store_crashpoints_CFLAGS = $(STORE_TEST_CFLAGS)
+tests_store_test_store_crashpoints_LDADD = $(STORE_TEST_LIBS)
 
 noinst_PROGRAMS += tests/bench/journal_bench
 tests_bench_journal_bench_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/daemons/store

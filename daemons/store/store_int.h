@@ -43,7 +43,8 @@ static inline uint64_t jnl_rec_size(uint64_t payload_len)
 int store_errf(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Crash-point hook for tests: _exit(99) if HAMQ_STORE_CRASH_AT equals step. */
+/* Crash-point hook for tests: _exit(99) when HAMQ_STORE_CRASH_AT is "step" or
+   "step:N" (the N-th time the step is passed). */
 void store_crash_point(const char *step);
 
 /* --- segment files (store_seg.c) --- */

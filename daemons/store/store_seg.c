@@ -29,8 +29,14 @@ int store_errf(char *err, size_t errlen, int code, const char *fmt, ...)
 
 void store_crash_point(const char *step)
 {
+    /* "step" stops at the first pass, "step:N" at the N-th (test hook only) */
+    static unsigned passes;
     const char *at = getenv("HAMQ_STORE_CRASH_AT");
-    if (at && strcmp(at, step) == 0)
+    size_t n = strlen(step);
+    if (!at || strncmp(at, step, n) != 0 || (at[n] != 0 && at[n] != ':'))
+        return;
+    unsigned want = at[n] == ':' ? (unsigned)strtoul(at + n + 1, NULL, 10) : 1;
+    if (++passes >= want)
         _exit(99);
 }
 

@@ -388,7 +388,13 @@ int store_kick(struct store *s)
     if (s->inflight || s->fenced)
         return 0;
     struct wbuf *old_fill = NULL;
-    if (s->fill && s->fill->last_lsn) {
+    size_t nsealed = 0;
+    for (struct wbuf *b = s->sealed; b; b = b->next)
+        nsealed++;
+    /* The fill goes out only in a batch that also holds everything sealed before
+       it: its successor carries its last block, and two writes of one batch must
+       never overlap. */
+    if (s->fill && s->fill->last_lsn && nsealed < STORE_MAX_BATCH_IOCBS - 1) {
         old_fill = s->fill;
         sealed_push(s, s->fill);
         s->fill = NULL;

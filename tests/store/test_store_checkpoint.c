@@ -264,6 +264,34 @@ static void checkpoints_are_taken_automatically_every_checkpoint_bytes(void **st
     dump_free(&after);
 }
 
+/* More than 32 segments filled between two batches, and a checkpoint as large. */
+static void a_checkpoint_spanning_many_segments_survives_a_reopen(void **state)
+{
+    (void)state;
+    struct store *s;
+    assert_int_equal(st_open(dir, SEG, &s, err, sizeof err), 0);
+    for (uint64_t id = 1; id <= 60000; id++) {
+        assert_int_equal(store_add_message(s, id, &id, sizeof id, NULL), 0);
+        assert_int_equal(store_add_ref(s, id, 1 + id % 4, NULL), 0);
+    }
+    assert_int_equal(store_checkpoint(s), 0);
+    assert_true(store_segment_count(s) > 64);
+    struct dump before = dump_index(&s->idx, true);
+    store_close(s);
+    assert_int_equal(st_open(dir, SEG, &s, err, sizeof err), 0);
+    struct store_recovery ri;
+    store_recovery_info(s, &ri);
+    assert_true(ri.from_checkpoint);
+    struct dump after = dump_index(&s->idx, true);
+    assert_dumps_equal(&before, &after);
+    uint64_t v = 0;
+    assert_int_equal(store_read_body(s, 45678, &v, sizeof v), 8);
+    assert_int_equal(v, 45678);
+    store_close(s);
+    dump_free(&before);
+    dump_free(&after);
+}
+
 /* A store whose old segments are mostly dead but still hold a few live bodies. */
 static void make_sparse_store(void)
 {
@@ -363,6 +391,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_full_replay_and_a_checkpoint_replay_agree, setup, teardown),
         cmocka_unit_test_setup_teardown(a_checkpoint_deletes_old_segments_without_live_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(checkpoints_are_taken_automatically_every_checkpoint_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_checkpoint_spanning_many_segments_survives_a_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(compaction_rewrites_sparse_segments_and_keeps_every_live_message, setup, teardown),
         cmocka_unit_test_setup_teardown(a_crash_at_every_compaction_step_recovers_the_same_live_set, setup, teardown),
     };

@@ -149,6 +149,15 @@ int sup_hb_encode(const struct sup_hb_msg *m, uint8_t out[SUP_HB_WIRE_SIZE])
     return 0;
 }
 
+static bool zero_after_nul(const uint8_t *s, size_t n)
+{
+    size_t len = strnlen((const char *)s, n);
+    for (size_t i = len; i < n; i++)
+        if (s[i])
+            return false;
+    return true;
+}
+
 int sup_hb_decode(const void *buf, size_t len, struct sup_hb_msg *m, const char **why)
 {
     const uint8_t *p = buf;
@@ -163,6 +172,8 @@ int sup_hb_decode(const void *buf, size_t len, struct sup_hb_msg *m, const char 
         *why = "unknown message type";
     else if (p[64] == 0 || memchr(p + 64, 0, SUP_HB_NODE_ID_MAX) == NULL)
         *why = "node id empty or not terminated";
+    else if (!zero_after_nul(p + 64, SUP_HB_NODE_ID_MAX))
+        *why = "node id padding not zero";
     if (*why)
         return -EBADMSG;
     memset(m, 0, sizeof *m);
@@ -178,7 +189,7 @@ int sup_hb_decode(const void *buf, size_t len, struct sup_hb_msg *m, const char 
     m->epoch = get64(p + 40);
     m->durable_lsn = get64(p + 48);
     m->ref_seq = get64(p + 56);
-    memcpy(m->node_id, p + 64, SUP_HB_NODE_ID_MAX);
+    memcpy(m->node_id, p + 64, strnlen((const char *)p + 64, SUP_HB_NODE_ID_MAX));
     return 0;
 }
 

@@ -115,7 +115,8 @@ struct sup_hb_msg {
 
 /* Pure codec (no sockets): -EINVAL if a field does not fit (node id too long). */
 int sup_hb_encode(const struct sup_hb_msg *m, uint8_t out[SUP_HB_WIRE_SIZE]);
-/* -EBADMSG with *why set to a static reason (size, magic, version, type, node id). */
+/* -EBADMSG with *why set to a static reason (size, magic, version, type, node id
+ * empty, unterminated or not zero-padded). */
 int sup_hb_decode(const void *buf, size_t len, struct sup_hb_msg *m, const char **why);
 
 struct sup_hb_peer_info {

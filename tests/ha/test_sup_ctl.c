@@ -187,6 +187,30 @@ static int client_nobody_allowed(void)
     return client_as_nobody(true);
 }
 
+/* Bounded randomized requests: random bytes, random lengths, some real
+ * commands with random arguments; every one gets "ok" or "error". */
+static int client_random(void)
+{
+    unsigned seed = 777;
+    static const char *const cmds[] = {"status", "pause", "resume", "failover", "failback"};
+    char line[SUP_CTL_LINE_MAX], reply[SUP_CTL_REPLY_MAX], err[256];
+    for (int i = 0; i < 300; i++) {
+        size_t len = (size_t)rand_r(&seed) % (SUP_CTL_LINE_MAX - 1);
+        size_t k = 0;
+        if (i % 3 == 0)
+            k = (size_t)snprintf(line, sizeof line, "%s ", cmds[rand_r(&seed) % 5]);
+        for (; k < len; k++) {
+            char c = (char)(rand_r(&seed) % 255 + 1);
+            line[k] = c == '\n' ? ' ' : c;
+        }
+        line[len > k ? len : k] = 0;
+        int r = sup_ctl_request(sockpath, line, 3000, reply, sizeof reply, err, sizeof err);
+        if (r != 0 && r != -EREMOTEIO)
+            return 50;
+    }
+    return client_status();
+}
+
 static pid_t fork_client(int (*fn)(void))
 {
     pid_t pid = fork();
@@ -299,6 +323,17 @@ static void other_users_are_refused_unless_their_group_is_allowed(void **state)
     sup_ctl_server_free(s);
 }
 
+static void random_requests_always_get_an_answer(void **state)
+{
+    (void)state;
+    char err[256];
+    struct sup_ctl_server *s;
+    fresh_path();
+    assert_int_equal(sup_ctl_server_new(sockpath, handler, NULL, &s, err, sizeof err), 0);
+    assert_int_equal(serve_until_exit(s, fork_client(client_random)), 0);
+    sup_ctl_server_free(s);
+}
+
 static void client_says_the_daemon_is_not_running(void **state)
 {
     (void)state;
@@ -350,6 +385,7 @@ int main(void)
         cmocka_unit_test(deferred_request_of_a_departed_client_is_dropped),
         cmocka_unit_test(over_long_request_is_refused_and_the_server_keeps_serving),
         cmocka_unit_test(other_users_are_refused_unless_their_group_is_allowed),
+        cmocka_unit_test(random_requests_always_get_an_answer),
         cmocka_unit_test(client_says_the_daemon_is_not_running),
         cmocka_unit_test(stale_socket_is_replaced_but_a_live_one_is_refused),
     };

@@ -88,10 +88,9 @@ void core_free(struct core_engine *e)
     hmap_free(&e->addresses);
     hmap_free(&e->queues);
     hmap_free(&e->queue_ids);
-    while (!dl_empty(&e->pending)) {
-        struct core_answer *an = dl_entry(e->pending.next, struct core_answer, link);
-        dl_remove(&an->link);
-        free(an);
+    for (struct dlist *n = e->pending.next, *next; n != &e->pending; n = next) {
+        next = n->next;
+        free(dl_entry(n, struct core_answer, link));
     }
     free(e);
 }
@@ -171,7 +170,7 @@ int answer(struct core_engine *e, uint32_t worker, uint64_t conn, uint64_t corr,
     }
     *an = (struct core_answer){.worker = worker, .conn = conn, .corr = corr, .lsn = lsn,
                                .status = status};
-    strcpy(an->text, text);
+    memcpy(an->text, text, strlen(text) + 1);
     dl_push_tail(&e->pending, &an->link);
     e->pending_lsn = lsn;
     return status;
@@ -181,11 +180,13 @@ void core_on_durable(struct core_engine *e, uint64_t lsn)
 {
     if (lsn > e->durable_lsn)
         e->durable_lsn = lsn;
-    while (!dl_empty(&e->pending)) {
-        struct core_answer *an = dl_entry(e->pending.next, struct core_answer, link);
+    /* next is read before the node is freed; done() must not re-enter. */
+    for (struct dlist *n = e->pending.next, *next; n != &e->pending; n = next) {
+        next = n->next;
+        struct core_answer *an = dl_entry(n, struct core_answer, link);
         if (an->lsn > e->durable_lsn)
             break;
-        dl_remove(&an->link);
+        dl_remove(n);
         e->io->done(e->io_ctx, an->worker, an->conn, an->corr, an->status, an->text);
         free(an);
     }
@@ -418,7 +419,7 @@ static int cmp_queue_name(const void *a, const void *b)
 int core_queue_stats(struct core_engine *e, const char *match,
                      void (*cb)(void *ctx, const struct core_queue_stat *st), void *ctx)
 {
-    struct core_queue **v = malloc((e->queues.n + 1) * sizeof(*v));
+    struct core_queue **v = malloc((e->queues.n + 1) * sizeof(struct core_queue *));
     if (!v)
         return -ENOMEM;
     size_t n = 0, b = 0;
@@ -427,7 +428,7 @@ int core_queue_stats(struct core_engine *e, const char *match,
     while ((q = hmap_next(&e->queues, &b, &it)))
         if (!match || !*match || strstr(q->name, match))
             v[n++] = q;
-    qsort(v, n, sizeof(*v), cmp_queue_name);
+    qsort(v, n, sizeof(struct core_queue *), cmp_queue_name);
     for (size_t i = 0; i < n; i++) {
         q = v[i];
         struct core_queue_stat st = {

@@ -19,9 +19,8 @@
 
 void tx_free(struct core_tx *t)
 {
-    while (!dl_empty(&t->ops)) {
-        struct dlist *n = t->ops.next;
-        dl_remove(n);
+    for (struct dlist *n = t->ops.next, *next; n != &t->ops; n = next) {
+        next = n->next;
         free(dl_entry(n, struct core_tx_op, link));
     }
     free(t);

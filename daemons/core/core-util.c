@@ -5,27 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void dl_init(struct dlist *h) { h->prev = h->next = h; }
-bool dl_empty(const struct dlist *h) { return h->next == h; }
-bool dl_linked(const struct dlist *n) { return n->next != n; }
-
-void dl_insert_before(struct dlist *pos, struct dlist *n)
-{
-    n->prev = pos->prev;
-    n->next = pos;
-    pos->prev->next = n;
-    pos->prev = n;
-}
-
-void dl_push_tail(struct dlist *h, struct dlist *n) { dl_insert_before(h, n); }
-
-void dl_remove(struct dlist *n)
-{
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
-    dl_init(n);
-}
-
 struct hmap_ent {
     struct hmap_ent *next;
     uint64_t hash;
@@ -76,7 +55,7 @@ void *hmap_get(const struct hmap *m, const void *key, size_t klen)
 static int grow(struct hmap *m)
 {
     size_t nb = m->nb ? m->nb * 2 : 16;
-    struct hmap_ent **b = calloc(nb, sizeof(*b));
+    struct hmap_ent **b = calloc(nb, sizeof(struct hmap_ent *));
     if (!b)
         return -ENOMEM;
     for (size_t i = 0; i < m->nb; i++)

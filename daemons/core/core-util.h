@@ -16,12 +16,29 @@ struct dlist {
 
 #define dl_entry(node, type, member) ((type *)((char *)(node) - offsetof(type, member)))
 
-void dl_init(struct dlist *head);
-bool dl_empty(const struct dlist *head);
-bool dl_linked(const struct dlist *node); /* in some list (node inited by dl_init when out) */
-void dl_insert_before(struct dlist *pos, struct dlist *node);
-void dl_push_tail(struct dlist *head, struct dlist *node);
-void dl_remove(struct dlist *node); /* leaves node self-linked */
+/* Inline so static analysis follows the links (it cannot across files). */
+static inline void dl_init(struct dlist *h) { h->prev = h->next = h; }
+static inline bool dl_empty(const struct dlist *h) { return h->next == h; }
+/* In some list (a node out of every list is kept self-linked by dl_init/dl_remove). */
+static inline bool dl_linked(const struct dlist *n) { return n->next != n; }
+
+static inline void dl_insert_before(struct dlist *pos, struct dlist *n)
+{
+    n->prev = pos->prev;
+    n->next = pos;
+    pos->prev->next = n;
+    pos->prev = n;
+}
+
+static inline void dl_push_tail(struct dlist *h, struct dlist *n) { dl_insert_before(h, n); }
+
+/* Leaves node self-linked. */
+static inline void dl_remove(struct dlist *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    dl_init(n);
+}
 
 struct hmap_ent;
 struct hmap {

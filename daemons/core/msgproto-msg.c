@@ -126,7 +126,9 @@ static int get_fixed(struct wire_r *r, struct hmsg *m)
     m->durable = wire_get_u8(r);
     m->priority = wire_get_u8(r);
     m->body_type = wire_get_u8(r);
-    uint8_t z = wire_get_u8(r) | wire_get_u8(r) | wire_get_u8(r);
+    uint8_t z = 0;
+    for (int i = 0; i < 3; i++)
+        z |= wire_get_u8(r); /* reserved, must be zero */
     m->expiration = (int64_t)wire_get_u64(r);
     m->timestamp = (int64_t)wire_get_u64(r);
     if (r->bad || z || m->routing > MSGPROTO_ROUTING_UNSPECIFIED || m->durable > 1 ||

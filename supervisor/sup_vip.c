@@ -230,10 +230,24 @@ static int vip_nl_add(struct sup_vip *v, struct nl_sock *sk, char *err, size_t e
     return 0;
 }
 
+/* The interface may have been re-created (new index) since sup_vip_new. */
+static int refresh_ifindex(struct sup_vip *v, char *err, size_t errlen)
+{
+    int idx = (int)if_nametoindex(v->ifname);
+    if (idx == 0) {
+        snprintf(err, errlen, "VIP %s: no such network interface %s", v->text, v->ifname);
+        return -ENODEV;
+    }
+    v->ifindex = idx;
+    return 0;
+}
+
 int sup_vip_add(struct sup_vip *v, char *err, size_t errlen)
 {
     struct nl_sock *sk;
-    int r = nl_open(&sk, err, errlen);
+    int r = refresh_ifindex(v, err, errlen);
+    if (r == 0)
+        r = nl_open(&sk, err, errlen);
     if (r < 0)
         return r;
     r = vip_nl_add(v, sk, err, errlen);
@@ -245,13 +259,16 @@ int sup_vip_add(struct sup_vip *v, char *err, size_t errlen)
               v->garp_count);
     v->garp_left = v->garp_count;
     v->garp_next = now_ms();
-    return sup_vip_on_timer(v) < 0 ? -EIO : 0;
+    sup_vip_on_timer(v); /* a failed announcement is logged; the address is in place */
+    return 0;
 }
 
 int sup_vip_remove(struct sup_vip *v, char *err, size_t errlen)
 {
     struct nl_sock *sk;
-    int r = nl_open(&sk, err, errlen);
+    int r = refresh_ifindex(v, err, errlen);
+    if (r == 0)
+        r = nl_open(&sk, err, errlen);
     if (r < 0)
         return r;
     int found = vip_lookup(v, sk, err, errlen);

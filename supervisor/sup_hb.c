@@ -416,9 +416,14 @@ static void handle_message(struct sup_hb *hb, const uint8_t *rid, size_t rid_len
     }
     if (strcmp(m.node_id, hb->node_id) == 0) {
         hb->st.invalid++;
-        if (hb->st.invalid == 1 || hb->st.invalid % 1000 == 0)
-            log_err("a peer uses our own node id \"%s\": check [ha] node_id on every node",
-                    m.node_id);
+        if (hb->st.invalid == 1 || hb->st.invalid % 1000 == 0) {
+            if (m.incarnation == hb->incarnation)
+                log_warn("[ha] peers lists our own listen endpoint: ignoring our own heartbeats");
+            else
+                log_err("another node uses our node id \"%s\": [ha] node_id must differ on "
+                        "every node",
+                        m.node_id);
+        }
         return;
     }
     hb->st.received++;

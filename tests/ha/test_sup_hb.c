@@ -541,6 +541,24 @@ static void curve_node_with_a_wrong_key_is_refused_and_logged(void **state)
     remove_keys();
 }
 
+static void own_heartbeats_are_ignored_when_peers_lists_our_endpoint(void **state)
+{
+    (void)state;
+    struct node a = {0};
+    struct hamq_config c;
+    int port = free_port();
+    cfg_for(&c, "nodeA", port, port);
+    node_start(&a, &c);
+    struct node *all[] = {&a};
+    run(all, 1, 300, NULL, NULL);
+    struct sup_hb_stats st;
+    sup_hb_get_stats(a.hb, &st);
+    assert_int_equal(sup_hb_peer_count(a.hb), 0);
+    assert_true(st.invalid > 0);
+    assert_int_equal(a.found, 0);
+    sup_hb_free(a.hb);
+}
+
 static void bad_settings_give_clear_errors(void **state)
 {
     (void)state;
@@ -601,6 +619,7 @@ int main(void)
         cmocka_unit_test(keygen_writes_a_private_secret_and_refuses_to_overwrite),
         cmocka_unit_test(curve_nodes_with_the_right_keys_talk),
         cmocka_unit_test(curve_node_with_a_wrong_key_is_refused_and_logged),
+        cmocka_unit_test(own_heartbeats_are_ignored_when_peers_lists_our_endpoint),
         cmocka_unit_test(bad_settings_give_clear_errors),
         cmocka_unit_test(every_event_has_its_own_32_hex_digit_message_id),
     };

@@ -13,7 +13,8 @@ HAMQ_CORE_LIBS = daemons/core/libhamqcore.a daemons/core/libhamqmsg.a $(HAMQ_COM
 EXTRA_DIST += daemons/core/README.md
 
 CORE_TESTS = tests/core/test_msgproto tests/core/test_msgproto_fuzz tests/core/test_core_filter \
-	tests/core/test_core_engine tests/core/test_core_model
+	tests/core/test_core_engine tests/core/test_core_model \
+	tests/core/test_core_records_fuzz
 check_PROGRAMS += $(CORE_TESTS)
 TESTS += $(CORE_TESTS)
 tests_core_test_msgproto_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
@@ -30,3 +31,7 @@ tests_core_test_core_model_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir
 tests_core_test_core_model_SOURCES = tests/core/test_core_model.c tests/core/core_harness.c \
 	tests/core/core_harness.h
 tests_core_test_core_model_LDADD = $(HAMQ_CORE_LIBS) $(CMOCKA_LIBS)
+tests_core_test_core_records_fuzz_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir)/daemons/core
+tests_core_test_core_records_fuzz_SOURCES = tests/core/test_core_records_fuzz.c \
+	tests/core/core_harness.c tests/core/core_harness.h
+tests_core_test_core_records_fuzz_LDADD = $(HAMQ_CORE_LIBS) $(CMOCKA_LIBS)

@@ -35,3 +35,8 @@ tests_core_test_core_records_fuzz_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top
 tests_core_test_core_records_fuzz_SOURCES = tests/core/test_core_records_fuzz.c \
 	tests/core/core_harness.c tests/core/core_harness.h
 tests_core_test_core_records_fuzz_LDADD = $(HAMQ_CORE_LIBS) $(CMOCKA_LIBS)
+
+# Engine CPU cost per message (figures, not a test): tests/core/bench_core [messages]
+noinst_PROGRAMS += tests/core/bench_core
+tests_core_bench_core_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/daemons/core
+tests_core_bench_core_LDADD = $(HAMQ_CORE_LIBS)

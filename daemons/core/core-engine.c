@@ -374,6 +374,8 @@ int core_conn_open(struct core_engine *e, uint32_t worker, uint64_t conn, const 
                    const char *user)
 {
     (void)user;
+    if (worker >= CORE_MAX_WORKERS)
+        return -ERANGE;
     if (conn_find(e, worker, conn))
         return -EEXIST;
     struct core_conn *c = calloc(1, sizeof(*c));

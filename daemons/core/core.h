@@ -94,7 +94,10 @@ struct core_queue_info {
  * Persistence. Each op appends a record and returns its LSN (> 0, rising)
  * or -errno. The glue's store calls core_on_durable(lsn) as its durable
  * watermark rises. queue_remove implies every reference of that queue is
- * gone. message is called once per message, before its first ref.
+ * gone. message is called once per message, before its first ref; the
+ * store may drop a message once every ref of it is acked or its queue
+ * removed (the engine sends no separate delete). Dead-lettering is ref to
+ * the DLQ then ack of the old ref; an expiry is an ack.
  */
 struct core_persist_ops {
     int64_t (*queue_add)(void *ctx, const struct core_queue_info *q);

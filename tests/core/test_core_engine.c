@@ -755,6 +755,15 @@ static void send_on_an_unknown_connection_is_an_error(void **state)
     h_free(h);
 }
 
+static void connection_of_a_worker_index_out_of_range_is_refused(void **state)
+{
+    (void)state;
+    struct harness *h = setup();
+    assert_int_equal(core_conn_open(h->e, 5000, 1, "c", "u"), -ERANGE);
+    assert_int_equal(core_conn_open(h->e, 0, 1, "c", "u"), -EEXIST);
+    h_free(h);
+}
+
 static void malformed_message_in_a_send_is_refused(void **state)
 {
     (void)state;
@@ -913,6 +922,7 @@ int main(void)
         cmocka_unit_test(full_ring_holds_deliveries_until_the_worker_resumes),
         cmocka_unit_test(queue_stats_report_the_counts),
         cmocka_unit_test(send_on_an_unknown_connection_is_an_error),
+        cmocka_unit_test(connection_of_a_worker_index_out_of_range_is_refused),
         cmocka_unit_test(malformed_message_in_a_send_is_refused),
         cmocka_unit_test(handle_record_applies_records_and_reassembles_fragments),
         cmocka_unit_test(oversized_fragmented_send_gets_a_clear_error),

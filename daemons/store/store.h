@@ -42,7 +42,7 @@ struct hamq_config;
 struct store;
 
 enum store_sync {
-    STORE_SYNC_DEFAULT = 0, /* the measured faster one (see store_writer.c) */
+    STORE_SYNC_DEFAULT = 0, /* the measured faster one: FDATASYNC (see store_writer.c) */
     STORE_SYNC_FDATASYNC,   /* write, then IOCB_CMD_FDSYNC, both through libaio */
     STORE_SYNC_DSYNC,       /* write with RWF_DSYNC (aio_rw_flags) */
 };

@@ -17,11 +17,15 @@
  *    submitted through the same context; its completion means durable. Two round
  *    trips to the device queue per batch.
  * An O_DIRECT completion alone is NOT durable (the disk has a volatile write cache),
- * which is why one of these is always used. STORE_SYNC_DEFAULT picks DSYNC: on this
- * machine's ext4/virtio disk tests/bench/journal_bench measured it faster than
- * write+FDSYNC at every concurrency (one device round trip instead of two; see
- * the figures in daemons/store/README.md). The kernel implements both for O_DIRECT
- * on ext4 as "write, then flush": neither is weaker than the other.
+ * which is why one of these is always used. Both are equally correct: for O_DIRECT
+ * on ext4 the kernel implements RWF_DSYNC as "write, then the same flush as
+ * fdatasync" (and segments are fresh fallocated extents, so every batch also
+ * commits their unwritten->written conversion). STORE_SYNC_DEFAULT picks FDATASYNC:
+ * `journal_bench --sync-compare 5` on this machine's ext4/virtio disk measured
+ * write+FDSYNC at least as fast as RWF_DSYNC in median latency and in appends/s with
+ * 1 and 256 appenders (figures in daemons/store/README.md), contrary to the raw
+ * single-write figures of platform.md, and it matches the config default
+ * ([journal] sync = fdatasync).
  *
  * Fallback: where open(O_DIRECT) is refused (EINVAL) or the store is on tmpfs
  * (which accepts O_DIRECT but never runs it asynchronously and checks no alignment),

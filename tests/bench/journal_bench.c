@@ -1,7 +1,8 @@
 /*
  * journal_bench — figures for the store (not a test: it asserts nothing).
  *
- *   journal_bench [--quick] [DIR]     (DIR defaults to ./journal-bench.<pid>)
+ *   journal_bench [--quick] [--sync-compare ROUNDS] [DIR]
+ *                                     (DIR defaults to ./journal-bench.<pid>)
  *
  * In one run, on the file system of DIR, prints side by side:
  *   - the raw limit: 4 KiB O_DIRECT write + fdatasync (and + RWF_DSYNC) latency
@@ -11,6 +12,8 @@
  *     again when its previous record became durable), for both sync modes;
  *   - recovery time for 10k, 100k and 1M live 1 KiB messages, with and without a
  *     checkpoint, and for 10k live messages behind 1M dead ones (history length).
+ * --sync-compare N runs only the journal latency and rates, alternating the two
+ * sync modes N times, and prints medians (the data behind STORE_SYNC_DEFAULT).
  * Pinned to one CPU (platform.md §5: unpinned runs vary 10x on this VM).
  */
 #include <errno.h>
@@ -91,11 +94,24 @@ static int raw_file(const char *name, uint64_t size, char *path, size_t plen)
     return fd;
 }
 
-static void raw_latency(bool dsync, double *p50, double *p99)
+/* 4 KiB writes at increasing offsets of a fallocated file; overwrite: the blocks
+   were written once before (no unwritten-extent conversion to commit). */
+static void raw_latency(bool dsync, bool overwrite, double *p50, double *p99)
 {
     int n = quick ? 300 : 2000;
     char path[4200];
     int fd = raw_file("raw-lat", (uint64_t)n * 4096, path, sizeof path);
+    if (overwrite) {
+        void *z;
+        if (posix_memalign(&z, 4096, 1 << 20))
+            die("memalign", "");
+        memset(z, 0, 1 << 20);
+        for (uint64_t off = 0; off < (uint64_t)n * 4096; off += 1 << 20)
+            if (pwrite(fd, z, 1 << 20, (off_t)off) < 0)
+                die("raw prewrite", strerror(errno));
+        fdatasync(fd);
+        free(z);
+    }
     void *buf;
     if (posix_memalign(&buf, 4096, 4096))
         die("memalign", "");
@@ -350,6 +366,33 @@ static void recovery_row(const char *label, uint64_t live, uint64_t dead)
     rmrf(d);
 }
 
+/* Alternating runs of both sync modes, medians: the data behind the default. */
+static void sync_compare(int rounds)
+{
+    int conc[] = {1, 16, 256};
+    double lat[2][16], rate[2][3][16];
+    for (int r = 0; r < rounds && r < 16; r++)
+        for (int m = 0; m < 2; m++) {
+            enum store_sync sy = m ? STORE_SYNC_DSYNC : STORE_SYNC_FDATASYNC;
+            double p99, mb;
+            journal_latency(sy, &lat[m][r], &p99);
+            for (int c = 0; c < 3; c++)
+                rate[m][c][r] = journal_rate(sy, conc[c], &mb);
+        }
+    if (rounds > 16)
+        rounds = 16;
+    printf("sync mode comparison, medians of %d alternating rounds\n", rounds);
+    printf("                      p50 latency us   1 appender/s  16 appenders/s  256 appenders/s\n");
+    for (int m = 0; m < 2; m++) {
+        double l50, l99, r50[3], dummy;
+        pcts(lat[m], (size_t)rounds, &l50, &l99);
+        for (int c = 0; c < 3; c++)
+            pcts(rate[m][c], (size_t)rounds, &r50[c], &dummy);
+        printf("  %-18s %14.1f %14.0f %15.0f %16.0f\n", m ? "aio RWF_DSYNC" : "aio write+FDSYNC", l50,
+               r50[0], r50[1], r50[2]);
+    }
+}
+
 static void pin(void)
 {
     cpu_set_t set;
@@ -361,11 +404,14 @@ static void pin(void)
 int main(int argc, char **argv)
 {
     const char *dir = NULL;
+    int compare = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = true;
+        else if (strcmp(argv[i], "--sync-compare") == 0 && i + 1 < argc)
+            compare = atoi(argv[++i]);
         else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: journal_bench [--quick] [DIR]\n");
+            fprintf(stderr, "usage: journal_bench [--quick] [--sync-compare ROUNDS] [DIR]\n");
             return 2;
         } else
             dir = argv[i];
@@ -380,18 +426,26 @@ int main(int argc, char **argv)
     pin();
 
     printf("journal_bench%s on %s\n\n", quick ? " --quick" : "", root);
-    double a50, a99, b50, b99, c50, c99, d50, d99;
-    raw_latency(false, &a50, &a99);
-    raw_latency(true, &b50, &b99);
+    if (compare) {
+        sync_compare(compare);
+        rmrf(root);
+        return 0;
+    }
+    double a50, a99, b50, b99, c50, c99, d50, d99, e50, e99;
+    raw_latency(false, false, &a50, &a99);
+    raw_latency(true, false, &b50, &b99);
+    raw_latency(false, true, &e50, &e99);
     journal_latency(STORE_SYNC_FDATASYNC, &c50, &c99);
     journal_latency(STORE_SYNC_DSYNC, &d50, &d99);
-    printf("durable latency, 1 writer             p50 us    p99 us\n");
-    printf("  raw 4K O_DIRECT pwrite+fdatasync  %8.1f  %8.1f\n", a50, a99);
-    printf("  raw 4K O_DIRECT pwritev2 RWF_DSYNC%8.1f  %8.1f\n", b50, b99);
-    printf("  journal append, aio write+FDSYNC  %8.1f  %8.1f   (%.2fx raw fdatasync p50)\n", c50,
-           c99, c50 / a50);
-    printf("  journal append, aio RWF_DSYNC     %8.1f  %8.1f   (%.2fx raw fdatasync p50)\n\n",
+    printf("durable latency, 1 writer                        p50 us    p99 us\n");
+    printf("  raw 4K O_DIRECT pwrite+fdatasync (fresh)     %8.1f  %8.1f\n", a50, a99);
+    printf("  raw 4K O_DIRECT pwritev2 RWF_DSYNC (fresh)   %8.1f  %8.1f\n", b50, b99);
+    printf("  raw 4K O_DIRECT pwrite+fdatasync (overwrite) %8.1f  %8.1f\n", e50, e99);
+    printf("  journal append, aio write+FDSYNC             %8.1f  %8.1f   (%.2fx raw fresh p50)\n",
+           c50, c99, c50 / a50);
+    printf("  journal append, aio RWF_DSYNC                %8.1f  %8.1f   (%.2fx raw fresh p50)\n",
            d50, d99, d50 / a50);
+    printf("  (fresh = into fallocated, never written blocks, like a new segment)\n\n");
 
     double seq = raw_seq(false, 1 << 20), seq_sync = raw_seq(true, 1 << 20);
     double seq256 = raw_seq(true, 256 << 10);

@@ -122,6 +122,54 @@ static struct core_queue *dla_queue(struct core_engine *e)
     return a ? queue_create(e, a, dla, MSGPROTO_ANYCAST, true, false, NULL, 0) : NULL;
 }
 
+static bool is_orig_prop(struct msgproto_bytes name)
+{
+    static const char *const names[] = {"_AMQ_ORIG_ADDRESS", "_AMQ_ORIG_QUEUE",
+                                        "_AMQ_ORIG_MESSAGE_ID"};
+    for (size_t i = 0; i < 3; i++)
+        if (name.len == strlen(names[i]) && memcmp(name.p, names[i], name.len) == 0)
+            return true;
+    return false;
+}
+
+/* A copy of r's message carrying Artemis' _AMQ_ORIG_ADDRESS, _AMQ_ORIG_QUEUE
+ * and _AMQ_ORIG_MESSAGE_ID properties (replacing older ones), as a new
+ * message with its own id (refs 0). NULL when out of memory. */
+static struct core_msg *dlq_copy(struct core_engine *e, const struct core_ref *r)
+{
+    struct hmsg v = r->m->view;
+    struct hmsg_prop *props = calloc((size_t)v.nprops + 3, sizeof(*props));
+    if (!props)
+        return NULL;
+    uint32_t n = 0;
+    size_t pos = 0;
+    while (n < v.nprops && hmsg_prop_next(&v, &pos, &props[n]))
+        if (!is_orig_prop(props[n].name))
+            n++;
+    props[n++] = (struct hmsg_prop){.name = msgproto_str("_AMQ_ORIG_ADDRESS"),
+                                    .type = HMSG_PROP_STRING,
+                                    .v.bytes = msgproto_str(r->q->addr->name)};
+    props[n++] = (struct hmsg_prop){.name = msgproto_str("_AMQ_ORIG_QUEUE"),
+                                    .type = HMSG_PROP_STRING, .v.bytes = msgproto_str(r->q->name)};
+    props[n++] = (struct hmsg_prop){.name = msgproto_str("_AMQ_ORIG_MESSAGE_ID"),
+                                    .type = HMSG_PROP_INT64, .v.i = (int64_t)r->m->id};
+    v.nprops = n;
+    v.props = props;
+    struct core_msg *m = NULL;
+    ssize_t len = hmsg_encode(&v, NULL, 0);
+    uint8_t *buf = len > 0 ? malloc((size_t)len) : NULL;
+    if (buf && hmsg_encode(&v, buf, (size_t)len) == len)
+        m = msg_new(e, buf, (size_t)len, 0);
+    free(buf);
+    free(props);
+    if (m) {
+        m->durable = r->m->durable;
+        m->priority = r->m->priority;
+        m->expiration = r->m->expiration;
+    }
+    return m;
+}
+
 /* Moves r to every queue of the dead-letter address (Artemis: the DLA,
  * template queue DLQ) and returns true. Without a DLA the message is
  * dropped with a warning, as Artemis does. A message already on the DLA
@@ -139,12 +187,21 @@ bool dead_letter(struct core_engine *e, struct core_ref *r)
     struct core_queue *dq = dla_queue(e);
     if (!dq || r->q->addr == dq->addr)
         return false;
+    struct core_msg *copy = dlq_copy(e, r);
+    /* Out of memory: move the message unannotated rather than lose it. */
+    struct core_msg *m = copy ? copy : r->m;
+    if (copy)
+        copy->refs++; /* held while the refs are added */
     struct dlist *pos;
     for (pos = dq->addr->queues.next; pos != &dq->addr->queues; pos = pos->next)
-        ref_add(e, dl_entry(pos, struct core_queue, addr_link), r->m);
+        ref_add(e, dl_entry(pos, struct core_queue, addr_link), m);
     r->q->dead_lettered++;
     ref_remove(e, r, RM_GONE);
-    return true;
+    if (copy)
+        msg_put(copy);
+    /* copy is owned by the refs just added (refcount); the analyzer cannot
+     * follow a refcount through the queue lists. */
+    return true; // NOLINT(clang-analyzer-unix.Malloc)
 }
 
 /* ---- duplicate ids (a bounded circular cache per address) ---- */

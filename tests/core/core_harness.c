@@ -21,6 +21,8 @@ static int io_deliver(void *ctx, const struct core_delivery *d)
     *x = (struct h_delivery){d->worker, d->conn, d->consumer, d->delivery_id, d->message_id,
                              d->delivery_count, d->redelivered, ""};
     struct hmsg m;
+    h->last_len = d->len < sizeof(h->last_data) ? d->len : 0;
+    memcpy(h->last_data, d->data, h->last_len);
     if (hmsg_decode(d->data, d->len, &m) == 0)
         snprintf(x->body, sizeof(x->body), "%.*s", (int)m.body.len, (const char *)m.body.p);
     return 0;

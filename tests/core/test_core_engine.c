@@ -291,6 +291,30 @@ static void message_moves_to_dlq_after_max_delivery_attempts(void **state)
     h_free(h);
 }
 
+static void dead_lettered_message_carries_its_original_address_queue_and_id(void **state)
+{
+    (void)state;
+    struct harness *h = setup();
+    h_sub(h, 1, 10, "orders", NULL);
+    h_send(h, 1, "orders", "bad", &(struct h_send_opts){.priority = 4, .pname = "k", .pval = "v"});
+    uint64_t orig_id = h->dl[0].message_id;
+    h_settle(h, MSGPROTO_REJECT, 1, 10, 1, 0, 0, 0);
+    h_sub(h, 2, 20, "DLQ", NULL);
+    assert_int_equal(h_count_for(h, 2, 20), 1);
+    struct hmsg m;
+    struct hmsg_prop p;
+    assert_int_equal(hmsg_decode(h->last_data, h->last_len, &m), 0);
+    assert_int_equal(hmsg_prop_find(&m, "_AMQ_ORIG_ADDRESS", &p), 1);
+    assert_string_equal((const char *)p.v.bytes.p, "orders");
+    assert_int_equal(hmsg_prop_find(&m, "_AMQ_ORIG_QUEUE", &p), 1);
+    assert_string_equal((const char *)p.v.bytes.p, "orders");
+    assert_int_equal(hmsg_prop_find(&m, "_AMQ_ORIG_MESSAGE_ID", &p), 1);
+    assert_int_equal(p.v.i, (int64_t)orig_id);
+    assert_int_equal(hmsg_prop_find(&m, "k", &p), 1);
+    assert_string_equal((const char *)m.body.p, "bad");
+    h_free(h);
+}
+
 static void reject_moves_the_message_to_dlq_at_once(void **state)
 {
     (void)state;
@@ -893,6 +917,7 @@ int main(void)
         cmocka_unit_test(undeliverable_here_skips_that_consumer),
         cmocka_unit_test(message_moves_to_dlq_after_max_delivery_attempts),
         cmocka_unit_test(reject_moves_the_message_to_dlq_at_once),
+        cmocka_unit_test(dead_lettered_message_carries_its_original_address_queue_and_id),
         cmocka_unit_test(closed_connection_releases_deliveries_with_count_raised),
         cmocka_unit_test(dead_worker_releases_its_deliveries_to_other_consumers),
         cmocka_unit_test(redelivered_message_returns_to_its_original_position),

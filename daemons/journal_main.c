@@ -191,7 +191,7 @@ static int start(struct journald *j)
         log_err("cannot rebuild queues from the store %s: %s", j->cfg.store, strerror(-r));
         return HAMQ_EXIT_STORE_CORRUPT;
     }
-    if ((r = jd_link_open(j, err, sizeof(err))) < 0) {
+    if (jd_link_open(j, err, sizeof(err)) < 0) {
         log_err("cannot create the shared-memory segment of instance '%s': %s",
                 j->cfg.instance, err);
         return HAMQ_EXIT_INTERNAL;

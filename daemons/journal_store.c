@@ -20,9 +20,14 @@
 #include "hamq/log.h"
 #include "journal.h"
 
-static int64_t lsn_or_err(int r, uint64_t lsn)
+/*
+ * The LSN must be read after the append that sets it: never pass both as
+ * arguments of one call (their evaluation order is unspecified in C, and
+ * reading 0 here released receipts before their records were durable).
+ */
+static int64_t lsn_or_err(int r, const uint64_t *lsn)
 {
-    return r < 0 ? r : (int64_t)lsn;
+    return r < 0 ? r : (int64_t)*lsn;
 }
 
 static int64_t sync_lsn(struct store *s)
@@ -60,7 +65,9 @@ static int64_t p_message(void *ctx, uint64_t msg_id, const void *data, size_t le
     struct journald *j = ctx;
     uint64_t lsn = 0;
 
-    return lsn_or_err(store_add_message(j->store, msg_id, data, len, &lsn), lsn);
+    int r = store_add_message(j->store, msg_id, data, len, &lsn);
+
+    return lsn_or_err(r, &lsn);
 }
 
 static int64_t p_ref(void *ctx, uint64_t msg_id, uint64_t queue_id)
@@ -68,7 +75,9 @@ static int64_t p_ref(void *ctx, uint64_t msg_id, uint64_t queue_id)
     struct journald *j = ctx;
     uint64_t lsn = 0;
 
-    return lsn_or_err(store_add_ref(j->store, msg_id, queue_id, &lsn), lsn);
+    int r = store_add_ref(j->store, msg_id, queue_id, &lsn);
+
+    return lsn_or_err(r, &lsn);
 }
 
 static int64_t p_ack(void *ctx, uint64_t msg_id, uint64_t queue_id)
@@ -76,7 +85,9 @@ static int64_t p_ack(void *ctx, uint64_t msg_id, uint64_t queue_id)
     struct journald *j = ctx;
     uint64_t lsn = 0;
 
-    return lsn_or_err(store_ack(j->store, msg_id, queue_id, &lsn), lsn);
+    int r = store_ack(j->store, msg_id, queue_id, &lsn);
+
+    return lsn_or_err(r, &lsn);
 }
 
 static int64_t p_dcount(void *ctx, uint64_t msg_id, uint64_t queue_id, uint32_t count)
@@ -84,7 +95,9 @@ static int64_t p_dcount(void *ctx, uint64_t msg_id, uint64_t queue_id, uint32_t 
     struct journald *j = ctx;
     uint64_t lsn = 0;
 
-    return lsn_or_err(store_set_delivery_count(j->store, msg_id, queue_id, count, &lsn), lsn);
+    int r = store_set_delivery_count(j->store, msg_id, queue_id, count, &lsn);
+
+    return lsn_or_err(r, &lsn);
 }
 
 /* The journal format has no duplicate-id record yet: the cache lives in memory only. */

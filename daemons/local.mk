@@ -1,1 +1,23 @@
-# daemons: see top-level Makefile.am
+# daemons/: the two broker processes. hamq-journal (the core: engine + store)
+# and hamq-worker (client protocols). Their libraries live in the subfolders
+# (core/, store/, worker/); the glue and the mains are here.
+sbin_PROGRAMS += daemons/hamq-journal daemons/hamq-worker
+
+daemons_hamq_journal_SOURCES = daemons/journal_main.c daemons/journal_link.c \
+	daemons/journal_store.c daemons/journal_spawn.c daemons/journal.h
+daemons_hamq_journal_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemons/core \
+	-I$(top_srcdir)/daemons/store
+daemons_hamq_journal_LDADD = daemons/core/libhamqcore.a daemons/core/libhamqmsg.a \
+	daemons/store/libhamqstore.a shm/libhamqshm.a $(HAMQ_COMMON_LIBS) $(AIO_LIBS)
+
+daemons_hamq_worker_SOURCES = daemons/worker_main.c daemons/worker_link.c \
+	daemons/worker_stomp.c daemons/worker_net.c daemons/worker.h daemons/worker_net.h
+daemons_hamq_worker_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemons/worker \
+	-I$(top_srcdir)/daemons/core
+daemons_hamq_worker_LDADD = daemons/worker/libhamqstomp.a daemons/core/libhamqmsg.a \
+	shm/libhamqshm.a $(HAMQ_COMMON_LIBS)
+
+# Integration scenarios with real broker processes and the real python3-stomp client.
+TESTS += tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py
+PY_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
+EXTRA_DIST += tests/broker/hamqtest.py tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py

@@ -40,6 +40,8 @@ struct wconn {
     const struct wnet_proto *proto;
     void *state;
     bool paused, want_out, closing;
+    bool draining;           /* ERROR sent, write side shut: discard input until EOF */
+    uint64_t drain_deadline; /* ms; closed by the sweep timer after this */
     size_t rlen; /* bytes kept in rbuf */
     char peer[64];
     uint8_t rbuf[WNET_RBUF];
@@ -53,7 +55,10 @@ struct wnet {
     struct wconn *conns;
     size_t nconns;
     uint64_t next_id;
+    struct ev_watch *sweep;
 };
+
+#define WNET_DRAIN_MS 2000
 
 int wnet_sniff(const uint8_t *buf, size_t len)
 {
@@ -79,14 +84,33 @@ int wnet_sniff(const uint8_t *buf, size_t len)
     return -2;
 }
 
+static void on_sweep(struct evloop *loop, void *ctx)
+{
+    struct wnet *n = ctx;
+    uint64_t now = evloop_now_ms();
+
+    (void)loop;
+    for (struct wconn *c = n->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->draining && now >= c->drain_deadline)
+            wnet_close(c, "client did not close after an error");
+    }
+}
+
 int wnet_new(struct evloop *loop, struct wnet **out)
 {
     struct wnet *n = calloc(1, sizeof(*n));
+    int r;
 
     if (!n)
         return -ENOMEM;
     n->loop = loop;
     n->next_id = 1;
+    r = evloop_add_timer(loop, 500, 500, on_sweep, n, &n->sweep);
+    if (r < 0) {
+        free(n);
+        return r;
+    }
     *out = n;
     return 0;
 }
@@ -98,7 +122,8 @@ void wnet_set_proto(struct wnet *n, enum wnet_kind kind, const struct wnet_proto
 
 static void conn_update_events(struct wconn *c)
 {
-    uint32_t ev = (c->paused || c->closing ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0);
+    uint32_t ev = c->draining ? EPOLLIN
+                              : (c->paused || c->closing ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0);
 
     evloop_mod_fd(c->net->loop, c->w, ev | EPOLLRDHUP);
 }
@@ -145,7 +170,18 @@ static bool conn_flush(struct wconn *c)
     }
     bool more = len > 0;
     if (!more && (c->closing || c->proto->should_close(c->state))) {
-        wnet_close(c, "closed by protocol");
+        /*
+         * Closing with unread input makes the kernel send RST, and a client
+         * may then never read the ERROR we just wrote. Shut our side, then
+         * discard what the client still sends until it closes (or 2 s).
+         */
+        c->draining = true;
+        c->drain_deadline = evloop_now_ms() + WNET_DRAIN_MS;
+        c->proto->close(c->state, "closed by protocol"); /* release it now, not in 2 s */
+        c->state = NULL;
+        shutdown(c->fd, SHUT_WR);
+        c->want_out = false;
+        conn_update_events(c);
         return false;
     }
     if (more != c->want_out) {
@@ -206,11 +242,30 @@ static bool conn_feed(struct wconn *c)
     return conn_flush(c);
 }
 
+static void drain_input(struct wconn *c)
+{
+    uint8_t sink[4096];
+
+    for (int i = 0; i < 16; i++) {
+        ssize_t r = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+            wnet_close(c, "closed after an error");
+            return;
+        }
+        if (r < 0)
+            return;
+    }
+}
+
 static void on_conn(struct evloop *loop, int fd, uint32_t events, void *ctx)
 {
     struct wconn *c = ctx;
 
     (void)loop;
+    if (c->draining) {
+        drain_input(c);
+        return;
+    }
     if (events & EPOLLOUT)
         if (!conn_flush(c))
             return;
@@ -259,6 +314,7 @@ static void on_accept(struct evloop *loop, int fd, uint32_t events, void *ctx)
 
     (void)events;
     for (int i = 0; i < 64; i++) {
+        memset(&ss, 0, sizeof(ss));
         sl = sizeof(ss);
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
@@ -344,8 +400,10 @@ int wnet_listen(struct wnet *n, const char *bind_addr, int port, enum wnet_kind 
 
 void wnet_close_all(struct wnet *n, const char *why)
 {
-    while (n->conns)
-        wnet_close(n->conns, why);
+    for (struct wconn *c = n->conns, *next; c; c = next) {
+        next = c->next;
+        wnet_close(c, why);
+    }
 }
 
 void wnet_free(struct wnet *n)
@@ -353,6 +411,7 @@ void wnet_free(struct wnet *n)
     if (!n)
         return;
     wnet_close_all(n, "shutdown");
+    evloop_del(n->loop, n->sweep);
     for (int i = 0; i < n->nlisteners; i++) {
         evloop_del(n->loop, n->listeners[i].w);
         close(n->listeners[i].fd);

@@ -172,7 +172,9 @@ static int on_connect(void *ctx, const struct stomp_connect_info *ci)
     stomp_session_heartbeat(st->s, &snd, &rcv);
     if (snd || rcv) {
         uint32_t every = (snd && rcv) ? (snd < rcv ? snd : rcv) : (snd ? snd : rcv);
+        /* Tick often enough that a late peer is noticed within a second of its deadline. */
         every = every / 2 ? every / 2 : 1;
+        every = every > 1000 ? 1000 : every;
         arm_heartbeat(st, every);
     }
     return 0;
@@ -543,6 +545,10 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
     H("timestamp", numbuf[n], strlen(numbuf[n]));
     if (flags & MSGPROTO_F_REDELIVERED)
         H("redelivered", "true", 4);
+    if (d->delivery_count) {
+        snprintf(numbuf[n], 32, "%u", d->delivery_count);
+        H("redelivery-count", numbuf[n], strlen(numbuf[n]));
+    }
     while (n < DELIVER_HEADERS_MAX && hmsg_prop_next(&m, &pos, &p) == 1) {
         const char *name = (const char *)p.name.p;
         switch (p.type) {

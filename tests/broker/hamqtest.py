@@ -153,7 +153,7 @@ class Broker:
                 self.proc.wait()
 
 
-def stomp_conn(port, version="1.2", wait=True, heartbeats=(0, 0), **kw):
+def stomp_conn(port, version="1.2", wait=True, heartbeats=(0, 0), headers=None, **kw):
     import stomp
     cls = {"1.0": stomp.Connection10, "1.1": stomp.Connection11,
            "1.2": stomp.Connection12}[version]
@@ -163,7 +163,7 @@ def stomp_conn(port, version="1.2", wait=True, heartbeats=(0, 0), **kw):
         c = cls([("127.0.0.1", port)], heartbeats=heartbeats, **kw)
     listener = Collector()
     c.set_listener("t", listener)
-    c.connect(wait=wait)
+    c.connect(wait=wait, headers=headers or {})
     c.collector = listener
     return c
 

@@ -8,11 +8,13 @@ deb_pkgs=(build-essential autoconf automake libtool pkg-config make gcc
   libaio-dev libzmq3-dev libnl-3-dev libnl-route-3-dev libsystemd-dev
   libqpid-proton11-dev libinih-dev libcmocka-dev
   cppcheck clang-tidy python3 python3-stomp python3-qpid-proton python3-pytest
-  iproute2 nftables procps util-linux psmisc)
+  iproute2 nftables procps util-linux psmisc
+  clang libclang-rt-14-dev systemd-container debootstrap help2man)
 rpm_pkgs=(gcc make autoconf automake libtool pkgconf-pkg-config
   libaio-devel zeromq-devel libnl3-devel systemd-devel qpid-proton-c-devel
   inih-devel libcmocka-devel cppcheck clang-tools-extra python3 python3-stomppy
-  python3-qpid-proton python3-pytest iproute nftables procps-ng util-linux psmisc)
+  python3-qpid-proton python3-pytest iproute nftables procps-ng util-linux psmisc
+  clang compiler-rt systemd-container debootstrap help2man)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

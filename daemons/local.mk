@@ -18,6 +18,7 @@ daemons_hamq_worker_LDADD = daemons/worker/libhamqstomp.a daemons/core/libhamqms
 	shm/libhamqshm.a $(HAMQ_COMMON_LIBS)
 
 # Integration scenarios with real broker processes and the real python3-stomp client.
-TESTS += tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py
+TESTS += tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py \
+	tests/broker/t03_stomp_mutated_frames.py
 PY_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
-EXTRA_DIST += tests/broker/hamqtest.py tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py
+EXTRA_DIST += tests/broker/hamqtest.py tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py tests/broker/t03_stomp_mutated_frames.py

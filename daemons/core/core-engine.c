@@ -57,7 +57,7 @@ static void free_restore_leftovers(struct core_engine *e)
     const struct hmap_ent *it = NULL;
     struct core_msg *m;
     while ((m = hmap_next(&e->restore_msgs, &b, &it)))
-        msg_put(m); /* the hold taken by core_restore_message */
+        msg_put(e, m); /* the hold taken by core_restore_message */
     hmap_free(&e->restore_msgs);
     hmap_free(&e->restore_refs);
 }
@@ -122,6 +122,7 @@ void op_end(struct core_engine *e)
             queue_dispatch(e, q);
         }
     }
+    flow_check(e);
 }
 
 void queue_mark_dirty(struct core_engine *e, struct core_queue *q)
@@ -473,7 +474,7 @@ int core_restore_message(struct core_engine *e, uint64_t msg_id, const void *dat
     m->durable = m->persisted = true;
     m->refs = 1; /* held by restore_msgs until core_restore_done */
     if (hmap_put(&e->restore_msgs, &msg_id, sizeof(msg_id), m) < 0) {
-        free(m);
+        msg_free(e, m);
         return -ENOMEM;
     }
     return 0;

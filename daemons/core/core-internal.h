@@ -151,6 +151,8 @@ struct core_engine {
     uint64_t durable_lsn, op_lsn, pending_lsn;
     int op_err;
     bool no_persist;
+    bool flow_blocked;
+    uint64_t mem_bytes; /* bytes of every message held */
     struct dlist pending, dirty;
     bool blocked[CORE_MAX_WORKERS];
     char err[256]; /* text of the last error reported */
@@ -175,7 +177,9 @@ void split_fqqn(const char *addr, char **address, char **queue);
 
 /* core-route.c */
 struct core_msg *msg_new(struct core_engine *e, const void *data, size_t len, uint64_t id);
-void msg_put(struct core_msg *m);
+void msg_put(struct core_engine *e, struct core_msg *m);
+void msg_free(struct core_engine *e, struct core_msg *m);
+void flow_check(struct core_engine *e);
 struct core_ref *ref_add(struct core_engine *e, struct core_queue *q, struct core_msg *m);
 enum { RM_DROP = 0, RM_ACK = 1, RM_GONE = 2 };
 void ref_remove(struct core_engine *e, struct core_ref *r, int how);

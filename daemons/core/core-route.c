@@ -23,6 +23,7 @@ struct core_msg *msg_new(struct core_engine *e, const void *data, size_t len, ui
         free(m);
         return NULL;
     }
+    e->mem_bytes += len;
     m->id = id ? id : e->next_msg_id++;
     m->priority = m->view.priority;
     m->expiration = m->view.expiration;
@@ -30,10 +31,29 @@ struct core_msg *msg_new(struct core_engine *e, const void *data, size_t len, ui
     return m;
 }
 
-void msg_put(struct core_msg *m)
+void msg_free(struct core_engine *e, struct core_msg *m)
+{
+    e->mem_bytes -= m->len;
+    free(m);
+}
+
+void msg_put(struct core_engine *e, struct core_msg *m)
 {
     if (--m->refs == 0)
-        free(m);
+        msg_free(e, m);
+}
+
+/* Producer flow control: a high mark at max_memory, a low one at 90 %. */
+void flow_check(struct core_engine *e)
+{
+    uint64_t max = e->cfg.max_memory;
+    bool block = max && e->mem_bytes >= max;
+    bool release = e->flow_blocked && e->mem_bytes <= max - max / 10;
+    if ((block && !e->flow_blocked) || release) {
+        e->flow_blocked = block;
+        if (e->io->flow)
+            e->io->flow(e->io_ctx, block, e->mem_bytes, max);
+    }
 }
 
 static void persist_ref(struct core_engine *e, struct core_ref *r)
@@ -108,7 +128,7 @@ void ref_remove(struct core_engine *e, struct core_ref *r, int how)
         if (r->persisted && e->persist && !e->no_persist)
             persist_track(e, e->persist->ack(e->persist_ctx, r->m->id, r->q->id));
     }
-    msg_put(r->m);
+    msg_put(e, r->m);
     free(r);
 }
 
@@ -198,7 +218,7 @@ bool dead_letter(struct core_engine *e, struct core_ref *r)
     r->q->dead_lettered++;
     ref_remove(e, r, RM_GONE);
     if (copy)
-        msg_put(copy);
+        msg_put(e, copy);
     /* copy is owned by the refs just added (refcount); the analyzer cannot
      * follow a refcount through the queue lists. */
     return true; // NOLINT(clang-analyzer-unix.Malloc)
@@ -359,7 +379,7 @@ int route_send(struct core_engine *e, const struct msgproto_send *s, bool durabl
         (s->dup_id.len && dup_seen(a, s->dup_id))) {
         if (rc == 0)
             log_warn("duplicate message on address %s (duplicate id known): not routed", a->name);
-        free(m);
+        msg_free(e, m);
         goto out;
     }
     m->durable = durable;
@@ -369,7 +389,7 @@ int route_send(struct core_engine *e, const struct msgproto_send *s, bool durabl
     if (s->expiration)
         m->expiration = s->expiration;
     rc = *queue ? route_fqqn(e, a, queue, m) : route_to_address(e, a, m, s->routing);
-    msg_put(m);
+    msg_put(e, m);
     if (rc >= 0) {
         dup_add(e, a, s->dup_id, durable);
         rc = 0;

@@ -55,6 +55,8 @@ struct core_config {
     uint32_t id_cache_size;         /* duplicate ids kept per address; 0 = off (Artemis: 20000) */
     char dead_letter_address[128];  /* "" = drop after max attempts (Artemis template: DLQ) */
     size_t max_message_size;        /* reassembled record limit (100 MiB) */
+    uint64_t max_memory;            /* message bytes held before producers are told to
+                                       stop (io->flow); 0 = unlimited */
 };
 void core_config_defaults(struct core_config *cfg);
 
@@ -81,6 +83,10 @@ struct core_io_ops {
                             int status, const char *reason);
     /* Wall clock in ms since the epoch (expiration); NULL = CLOCK_REALTIME. */
     int64_t (*now_ms)(void *ctx);
+    /* Optional. Memory held by messages crossed max_memory (blocked) or fell
+     * back under 90 % of it: the glue tells every worker (MSGPROTO_FLOW) to
+     * stop / resume reading from producers. Nothing is ever dropped. */
+    void (*flow)(void *ctx, bool blocked, uint64_t bytes, uint64_t limit);
 };
 
 /* A queue as the store keeps it (bindings journal). */

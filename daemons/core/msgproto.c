@@ -212,6 +212,11 @@ static bool walk(struct codec *c, struct msgproto_rec *rec)
     case MSGPROTO_STAT_REPLY:
         walk_stat(c, &rec->u.stat);
         return true;
+    case MSGPROTO_FLOW:
+        f_u8(c, &rec->u.flow.blocked);
+        f_u64(c, &rec->u.flow.bytes);
+        f_u64(c, &rec->u.flow.limit);
+        return true;
     default:
         return false;
     }
@@ -280,7 +285,7 @@ const char *msgproto_type_name(uint16_t type)
         [MSGPROTO_TX_ROLLBACK] = "TX_ROLLBACK", [MSGPROTO_STAT_REQ] = "STAT_REQ",
         [MSGPROTO_FRAGMENT] = "FRAGMENT", [MSGPROTO_DONE] = "DONE",
         [MSGPROTO_DELIVER] = "DELIVER", [MSGPROTO_CONSUMER_CLOSED] = "CONSUMER_CLOSED",
-        [MSGPROTO_STAT_REPLY] = "STAT_REPLY",
+        [MSGPROTO_STAT_REPLY] = "STAT_REPLY", [MSGPROTO_FLOW] = "FLOW",
     };
     if (type < sizeof(names) / sizeof(names[0]) && names[type])
         return names[type];

@@ -79,6 +79,7 @@ enum msgproto_type {
     MSGPROTO_DELIVER = 33,    /* a message for a consumer */
     MSGPROTO_CONSUMER_CLOSED = 34, /* the core closed a consumer (error or browse end) */
     MSGPROTO_STAT_REPLY = 35, /* one queue's statistics */
+    MSGPROTO_FLOW = 36,       /* producer flow control: stop / resume reading producers */
 };
 #define MSGPROTO_SEND_DONE MSGPROTO_DONE
 
@@ -175,6 +176,11 @@ struct msgproto_stat_reply {
     struct msgproto_bytes name, address; /* str */
 };
 
+struct msgproto_flow {
+    uint8_t blocked;              /* 1: stop reading from producers; 0: resume */
+    uint64_t bytes, limit;        /* memory held by messages, and the limit */
+};
+
 struct msgproto_rec {
     uint16_t type;
     uint8_t flags;
@@ -193,6 +199,7 @@ struct msgproto_rec {
         struct msgproto_deliver deliver;
         struct msgproto_consumer_closed closed;
         struct msgproto_stat_reply stat;
+        struct msgproto_flow flow;
     } u;
 };
 

@@ -51,6 +51,15 @@ static void io_closed(void *ctx, uint32_t worker, uint64_t conn, uint64_t consum
 
 static int64_t io_now(void *ctx) { return ((struct harness *)ctx)->now; }
 
+static void io_flow(void *ctx, bool blocked, uint64_t bytes, uint64_t limit)
+{
+    struct harness *h = ctx;
+    (void)bytes;
+    (void)limit;
+    h->flow_events++;
+    h->flow_blocked = blocked;
+}
+
 static int64_t jr_add(struct harness *h, char op, uint64_t a, uint64_t b, uint32_t count)
 {
     if (h->store_fails)
@@ -85,7 +94,7 @@ static struct harness *make(const struct core_config *cfg, bool persist)
     struct core_config def;
     core_config_defaults(&def);
     h->now = 1000000;
-    h->io = (struct core_io_ops){io_deliver, io_done, io_closed, io_now};
+    h->io = (struct core_io_ops){io_deliver, io_done, io_closed, io_now, io_flow};
     h->ps = (struct core_persist_ops){p_queue_add, p_queue_remove, p_message, p_ref,
                                       p_ack, p_count, p_dup};
     h->e = core_new(cfg ? cfg : &def, &h->io, h, persist ? &h->ps : NULL, h);

@@ -56,6 +56,8 @@ struct harness {
     int64_t now;
     int refuse_deliveries; /* > 0: deliver returns -EAGAIN */
     bool store_fails;
+    int flow_events;   /* flow() calls */
+    bool flow_blocked; /* last flow() state */
     uint8_t last_data[2048]; /* the last delivered encoded message */
     size_t last_len;
 };

@@ -769,6 +769,33 @@ static void queue_stats_report_the_counts(void **state)
     h_free(h);
 }
 
+static void producers_are_blocked_above_max_memory_and_released_below_ninety_percent(void **state)
+{
+    (void)state;
+    struct core_config cfg;
+    core_config_defaults(&cfg);
+    uint8_t buf[512];
+    size_t one = h_msg(buf, sizeof(buf), "0123456789", 4, NULL, NULL, 0);
+    cfg.max_memory = 3 * one;
+    struct harness *h = h_new(&cfg);
+    h_conn(h, 1, "c");
+    for (int i = 0; i < 2; i++)
+        h_send(h, 1, "q", "0123456789", NULL);
+    assert_int_equal(h->flow_events, 0);
+    h_send(h, 1, "q", "0123456789", NULL);
+    assert_int_equal(h->flow_events, 1);
+    assert_true(h->flow_blocked);
+    assert_int_equal(h_send(h, 1, "q", "0123456789", NULL), 0); /* accepted, never dropped */
+    assert_int_equal(h_stat(h, "q")->messages, 4);
+    h_sub(h, 1, 10, "q", NULL);
+    h_settle(h, MSGPROTO_ACK, 1, 10, 1, 0, 0, 0);
+    assert_true(h->flow_blocked); /* 3 of 3: still at the limit */
+    h_settle(h, MSGPROTO_ACK, 1, 10, 2, 0, 0, 0);
+    assert_int_equal(h->flow_events, 2);
+    assert_false(h->flow_blocked);
+    h_free(h);
+}
+
 static void send_on_an_unknown_connection_is_an_error(void **state)
 {
     (void)state;
@@ -946,6 +973,7 @@ int main(void)
         cmocka_unit_test(expired_message_is_not_delivered),
         cmocka_unit_test(full_ring_holds_deliveries_until_the_worker_resumes),
         cmocka_unit_test(queue_stats_report_the_counts),
+        cmocka_unit_test(producers_are_blocked_above_max_memory_and_released_below_ninety_percent),
         cmocka_unit_test(send_on_an_unknown_connection_is_an_error),
         cmocka_unit_test(connection_of_a_worker_index_out_of_range_is_refused),
         cmocka_unit_test(malformed_message_in_a_send_is_refused),

@@ -32,7 +32,7 @@ static void every_record_type_survives_encode_then_decode(void **state)
     (void)state;
     uint8_t buf[4096];
     struct msgproto_rec out;
-    for (uint16_t t = 1; t <= 35; t++) {
+    for (uint16_t t = 1; t <= 40; t++) {
         if (strcmp(msgproto_type_name(t), "?") == 0)
             continue;
         struct msgproto_rec r;
@@ -58,6 +58,8 @@ static void every_record_type_survives_encode_then_decode(void **state)
             r.u.deliver = (struct msgproto_deliver){1, 2, 3, 4, 5, msgproto_str("body")};
         if (t == MSGPROTO_CONN_OPEN || t == MSGPROTO_CONN_CLOSE)
             r.u.conn = (struct msgproto_conn){7, msgproto_str("cid"), msgproto_str("user")};
+        if (t == MSGPROTO_FLOW)
+            r.u.flow = (struct msgproto_flow){1, 1000, 900};
         if (t == MSGPROTO_STAT_REQ)
             r.u.stat_req = (struct msgproto_stat_req){3, msgproto_str("q")};
         if (t == MSGPROTO_FRAGMENT)

@@ -66,17 +66,34 @@ static int64_t jr_add(struct harness *h, char op, uint64_t a, uint64_t b, uint32
         return -EIO;
     if (h->njr % 1024 == 0)
         h->jr = realloc(h->jr, (h->njr + 1024) * sizeof(*h->jr));
-    h->jr[h->njr++] = (struct h_journal_rec){op, a, b, count};
+    h->jr[h->njr++] = (struct h_journal_rec){.op = op, .a = a, .b = b, .count = count};
     return ++h->lsn;
 }
 
-static int64_t p_queue_add(void *c, const struct core_queue_info *q) { return jr_add(c, 'Q', q->id, 0, 0); }
+static int64_t p_queue_add(void *c, const struct core_queue_info *q)
+{
+    struct harness *h = c;
+    int64_t lsn = jr_add(h, 'Q', q->id, 0, 0);
+    if (lsn > 0) {
+        struct h_journal_rec *r = &h->jr[h->njr - 1];
+        snprintf(r->name, sizeof(r->name), "%s", q->name);
+        snprintf(r->address, sizeof(r->address), "%s", q->address);
+        r->routing = q->routing;
+    }
+    return lsn;
+}
 static int64_t p_queue_remove(void *c, uint64_t id) { return jr_add(c, 'q', id, 0, 0); }
 static int64_t p_message(void *c, uint64_t id, const void *d, size_t l)
 {
-    (void)d;
-    (void)l;
-    return jr_add(c, 'M', id, 0, 0);
+    struct harness *h = c;
+    int64_t lsn = jr_add(h, 'M', id, 0, 0);
+    if (lsn > 0) {
+        struct h_journal_rec *r = &h->jr[h->njr - 1];
+        r->data = malloc(l);
+        memcpy(r->data, d, l);
+        r->len = l;
+    }
+    return lsn;
 }
 static int64_t p_ref(void *c, uint64_t m, uint64_t q) { return jr_add(c, 'R', m, q, 0); }
 static int64_t p_ack(void *c, uint64_t m, uint64_t q) { return jr_add(c, 'A', m, q, 0); }
@@ -108,6 +125,8 @@ void h_free(struct harness *h)
 {
     core_free(h->e);
     free(h->dl);
+    for (size_t i = 0; i < h->njr; i++)
+        free(h->jr[i].data);
     free(h->jr);
     free(h);
 }

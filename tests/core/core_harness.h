@@ -38,6 +38,10 @@ struct h_journal_rec {
     char op;           /* 'Q' queue add, 'q' remove, 'M' message, 'R' ref, 'A' ack, 'C' count, 'D' dup */
     uint64_t a, b;
     uint32_t count;
+    uint8_t *data;     /* 'M': a copy of the encoded message */
+    size_t len;
+    char name[64], address[64]; /* 'Q' */
+    uint8_t routing;
 };
 
 struct harness {

@@ -48,3 +48,10 @@ noinst_PROGRAMS += tests/ha/bench_sup
 tests_ha_bench_sup_CPPFLAGS = $(HAMQ_SUP_TEST_CPPFLAGS)
 tests_ha_bench_sup_CFLAGS = $(AM_CFLAGS) $(ZMQ_CFLAGS) $(NL_CFLAGS)
 tests_ha_bench_sup_LDADD = $(HAMQ_SUP_LIBS)
+
+# The store's HA module (daemons/store/store_ha.c) and the writer under a raised epoch.
+check_PROGRAMS += tests/ha/test_store_ha
+TESTS += tests/ha/test_store_ha
+tests_ha_test_store_ha_SOURCES = tests/ha/test_store_ha.c $(STORE_TESTLIB)
+tests_ha_test_store_ha_CFLAGS = $(STORE_TEST_CFLAGS) -I$(top_srcdir)/tests/store
+tests_ha_test_store_ha_LDADD = $(HAMQ_STORE_HA_LIBS) $(CMOCKA_LIBS)

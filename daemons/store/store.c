@@ -191,6 +191,27 @@ static int apply_cb(void *ctx, const struct jnl_rec_header *h, const void *paylo
     return idx_apply(&s->idx, h, payload, seq, off);
 }
 
+/* The epoch stamped in the header of message segment seq. */
+static int seg_epoch(const struct store *s, uint64_t seq, uint64_t *epoch, char *err,
+                     size_t errlen)
+{
+    char path[4200];
+    seg_name(path, sizeof path, s->jdir, seq);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return store_errf(err, errlen, -errno, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    struct jnl_seg_header h;
+    int r = fstat(fd, &st) < 0 ? store_errf(err, errlen, -errno, "%s: fstat: %s", path,
+                                            strerror(errno))
+                               : seg_read_header(fd, path, seq, JNL_KIND_MESSAGES, st.st_size,
+                                                 &h, err, errlen);
+    close(fd);
+    if (r == 0)
+        *epoch = h.epoch;
+    return r;
+}
+
 static int recover_messages(struct store *s, char *err, size_t errlen)
 {
     struct scan_params p = {
@@ -246,8 +267,26 @@ static int recover_messages(struct store *s, char *err, size_t errlen)
         log_info("store: dropped %" PRIu64 " unfinished transactions and %" PRIu64
                  " unreferenced messages",
                  dtx, dmsg);
-    return writer_resume(s, res.end_seq, res.end_seq ? res.end_off : JNL_DATA_OFFSET,
-                         res.next_lsn, err, errlen);
+    uint64_t seq = res.end_seq, off = res.end_seq ? res.end_off : JNL_DATA_OFFSET;
+    uint64_t tail_epoch = 0;
+    if (seq && (r = seg_epoch(s, seq, &tail_epoch, err, errlen)) < 0)
+        return r;
+    if (seq && tail_epoch < s->epoch) {
+        /* A new live never appends into a segment an older live may still write:
+           the old tail stays sealed (zeros after its end read as a roll) and we start
+           a fresh segment stamped with our epoch (replacing one the old live may have
+           preallocated). */
+        r = seg_create(s->jdir, JNL_KIND_MESSAGES, seq + 1, s->epoch, s->o.segment_size, err,
+                       errlen);
+        if (r < 0)
+            return r;
+        log_info("store: epoch %" PRIu64 " is newer than %" PRIu64 " of the tail segment %016" PRIx64
+                 ": sealed it, writing segment %016" PRIx64,
+                 s->epoch, tail_epoch, seq, seq + 1);
+        seq++;
+        off = JNL_DATA_OFFSET;
+    }
+    return writer_resume(s, seq, off, res.next_lsn, err, errlen);
 }
 
 int store_open(const struct store_opts *opts, struct store **out, char *err, size_t errlen)

@@ -201,7 +201,7 @@ static int seg_epoch(const struct store *s, uint64_t seq, uint64_t *epoch, char 
     if (fd < 0)
         return store_errf(err, errlen, -errno, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    struct jnl_seg_header h;
+    struct jnl_seg_header h = {0};
     int r = fstat(fd, &st) < 0 ? store_errf(err, errlen, -errno, "%s: fstat: %s", path,
                                             strerror(errno))
                                : seg_read_header(fd, path, seq, JNL_KIND_MESSAGES, st.st_size,
@@ -257,6 +257,7 @@ static int recover_messages(struct store *s, char *err, size_t errlen)
     s->rec.ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     uint64_t dtx, dmsg;
     idx_finish_recovery(&s->idx, &dtx, &dmsg);
+    s->rec.index_bytes = idx_memory(&s->idx);
     log_info("store: recovered %s: %" PRIu64 " records replayed in %.1f ms, %zu live messages, "
              "next LSN %" PRIu64 "%s%s",
              s->jdir, res.records,

@@ -117,6 +117,7 @@ struct store_recovery {
     bool torn;               /* a torn tail was cut */
     bool truncated_corrupt;  /* allow_truncate_corrupt cut the journal at corruption */
     double ms;               /* wall time of the message journal recovery */
+    uint64_t index_bytes;    /* memory of the live index after recovery */
 };
 void store_recovery_info(const struct store *s, struct store_recovery *out);
 
@@ -175,8 +176,9 @@ int store_segment_count(const struct store *s);
  * limit when the caller passes one (the live's reported durable LSN), else <= the
  * highest synced_lsn seen in later records (so the newest batch waits for the
  * next write). A follower that finds a valid record with an unexpected LSN (the
- * writer restarted and cut a torn tail the follower had read) returns -ESTALE:
- * close and reopen it. Bodies are read from segment files, which compaction may
+ * writer restarted and cut a torn tail the follower had read), or that lags so far
+ * behind that compaction deleted a segment it still had to read, returns -ESTALE:
+ * close and reopen it (from the newest checkpoint). Bodies are read from segment files, which compaction may
  * delete: -ENOENT then means "poll and read again".
  */
 struct store_follower;

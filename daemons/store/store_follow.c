@@ -182,6 +182,18 @@ static bool f_next_segment(struct store_follower *f)
     return ok && f_enter(f, f->seq + 1, JNL_DATA_OFFSET) == 0;
 }
 
+/* The next segment is gone and a checkpoint beyond it was published: compaction
+   deleted what this follower still had to read. Reopen from that checkpoint. */
+static bool f_fell_behind(struct store_follower *f)
+{
+    char path[4200];
+    struct jnl_ckpt_ptr cp;
+    seg_name(path, sizeof path, f->jdir, f->seq + 1);
+    if (access(path, F_OK) == 0 || errno != ENOENT)
+        return false;
+    return ckpt_ptr_read(f->jdir, &cp, NULL, 0) == 0 && cp.begin_seq > f->seq + 1;
+}
+
 static int f_read(struct store_follower *f)
 {
     if (!f->seq) {
@@ -215,6 +227,8 @@ static int f_read(struct store_follower *f)
             return -ESTALE;
         if (st == REC_ZERO && f_next_segment(f))
             continue;
+        if (st == REC_ZERO && f_fell_behind(f))
+            return -ESTALE;
         return 0; /* not written yet (or being written): next poll */
     }
 }

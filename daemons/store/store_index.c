@@ -504,3 +504,14 @@ bool idx_equal(const struct idx *a, const struct idx *b, bool compare_locations)
     }
     return txs_equal(a, b);
 }
+
+uint64_t idx_memory(const struct idx *x)
+{
+    uint64_t b = (uint64_t)x->nslots * sizeof(struct idx_msg) + x->nsegs * sizeof(struct idx_seg);
+    for (size_t i = 0; i < x->nslots; i++)
+        if (x->slots[i].msg_id && x->slots[i].cap > 1)
+            b += x->slots[i].cap * sizeof(struct idx_ref);
+    for (const struct idx_tx *t = x->txs; t; t = t->next)
+        b += sizeof *t + t->cap * sizeof(struct idx_txop);
+    return b;
+}

@@ -98,6 +98,8 @@ void idx_finish_recovery(struct idx *x, uint64_t *dropped_tx, uint64_t *dropped_
 bool idx_msg_in_tx(const struct idx *x, uint64_t msg_id);
 /* Live accounting of segment seq (zeroes if unknown). */
 struct idx_seg idx_seg_stats(const struct idx *x, uint64_t seq);
+/* Bytes of memory the index holds (table, extra refs, txs, segment stats). */
+uint64_t idx_memory(const struct idx *x);
 /* Iteration over live messages: *pos starts at 0; NULL at the end. */
 struct idx_msg *idx_next(const struct idx *x, size_t *pos);
 static inline struct idx_ref *idx_refs(struct idx_msg *m)

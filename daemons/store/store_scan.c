@@ -415,6 +415,9 @@ static int scan_replay(struct scan *sc)
         return 0;
     for (; i < sc->n; i++) {
         struct rec_reader r;
+        /* let the kernel read this segment and the next ahead while we check CRCs */
+        for (size_t k = i; k < sc->n && k < i + 2; k++)
+            (void)posix_fadvise(sc->segs[k].fd, 0, (off_t)sc->segs[k].limit, POSIX_FADV_WILLNEED);
         int rc = rdr_init(&r, sc->segs[i].fd, sc->segs[i].limit);
         for (; rc == 0;) {
             struct jnl_rec_header h;

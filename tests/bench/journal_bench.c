@@ -311,6 +311,8 @@ static void fill(struct store *s, uint64_t first, uint64_t n, bool ack)
         die("fill", "sync failed");
 }
 
+static uint64_t last_index_bytes;
+
 static double timed_open(const char *d, double *replay_ms, uint64_t *live)
 {
     struct store_opts o;
@@ -326,6 +328,7 @@ static double timed_open(const char *d, double *replay_ms, uint64_t *live)
     struct store_recovery ri;
     store_recovery_info(s, &ri);
     *replay_ms = ri.ms;
+    last_index_bytes = ri.index_bytes;
     *live = store_live_messages(s);
     store_close(s);
     return ms;
@@ -359,8 +362,9 @@ static void recovery_row(const char *label, uint64_t live, uint64_t dead)
     int segs2 = store_segment_count(s);
     store_close(s);
     double t_ckpt = timed_open(d, &r2, &l2);
-    printf("  %-28s %9.1f ms %9.1f ms   (%" PRIu64 " live; %d -> %d segments; built in %.1f s)\n",
-           label, t_full, t_ckpt, l2, segs, segs2, build);
+    printf("  %-28s %9.1f ms %9.1f ms   (%" PRIu64 " live, index %.0f MiB; %d -> %d segments; "
+           "built in %.1f s)\n",
+           label, t_full, t_ckpt, l2, (double)last_index_bytes / (1 << 20), segs, segs2, build);
     if (l1 != l2 || l1 != live)
         printf("  !! live counts differ: %" PRIu64 " / %" PRIu64 " / %" PRIu64 "\n", l1, l2, live);
     rmrf(d);

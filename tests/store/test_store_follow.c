@@ -231,12 +231,41 @@ static void a_follower_of_a_checkpointed_store_starts_at_the_checkpoint(void **s
     store_close(s);
 }
 
+static void a_follower_left_behind_by_compaction_is_told_to_reopen(void **state)
+{
+    (void)state;
+    struct store *s;
+    assert_int_equal(st_open(dir, SEG, &s, err, sizeof err), 0);
+    struct store_follower *f;
+    assert_int_equal(store_follow_open(dir, &f, err, sizeof err), 0);
+    uint8_t body[800] = {2};
+    for (uint64_t id = 1; id <= 400; id++) {
+        assert_int_equal(store_add_message(s, id, body, sizeof body, NULL), 0);
+        assert_int_equal(store_add_ref(s, id, 1, NULL), 0);
+        if (id % 50 != 0)
+            assert_int_equal(store_ack(s, id, 1, NULL), 0);
+    }
+    assert_true(store_compact(s) > 2);
+    int r = 0;
+    for (int i = 0; i < 100 && r >= 0; i++)
+        r = store_follow_poll(f, store_durable_lsn(s));
+    assert_int_equal(r, -ESTALE);
+    store_follow_close(f);
+    assert_int_equal(store_follow_open(dir, &f, err, sizeof err), 0);
+    assert_true(store_follow_poll(f, store_durable_lsn(s)) >= 0);
+    assert_int_equal(store_follow_live_messages(f), 8);
+    assert_int_equal(store_follow_read_body(f, 400, body, sizeof body), 800);
+    store_follow_close(f);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(a_follower_process_tracks_a_writer_process_up_to_the_reported_lsn, setup, teardown),
         cmocka_unit_test_setup_teardown(without_a_limit_a_follower_applies_only_what_later_records_prove_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(a_follower_of_a_checkpointed_store_starts_at_the_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_follower_left_behind_by_compaction_is_told_to_reopen, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

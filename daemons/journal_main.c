@@ -155,6 +155,39 @@ static void on_child(void *ctx)
     jd_spawn_reap(ctx);
 }
 
+struct status_sum {
+    uint64_t queues, messages;
+};
+
+static void status_add(void *ctx, const struct core_queue_stat *st)
+{
+    struct status_sum *sum = ctx;
+
+    sum->queues++;
+    sum->messages += st->messages;
+}
+
+/* systemctl status shows this line (sd_notify STATUS=); sent when it changes. */
+static void on_status_timer(struct evloop *loop, void *ctx)
+{
+    static char last[256];
+    struct journald *j = ctx;
+    struct status_sum sum = {0, 0};
+    char now[256];
+
+    (void)loop;
+    if (!j->engine || !j->store)
+        return;
+    core_queue_stats(j->engine, NULL, status_add, &sum);
+    snprintf(now, sizeof(now), "serving: epoch %llu, %u/%u worker(s), %llu queue(s), %llu message(s)",
+             (unsigned long long)store_epoch(j->store), j->ready_workers, j->nslots,
+             (unsigned long long)sum.queues, (unsigned long long)sum.messages);
+    if (strcmp(now, last) != 0) {
+        daemon_notify_status("%s", now);
+        memcpy(last, now, sizeof(last));
+    }
+}
+
 static int store_exit_code(int r)
 {
     switch (r) {
@@ -197,7 +230,9 @@ static int start(struct journald *j)
         return HAMQ_EXIT_INTERNAL;
     }
     struct daemon_signals sig = {.on_term = on_term, .on_child = on_child, .ctx = j};
-    if (daemon_watch_signals(j->loop, &sig) < 0 || daemon_watchdog(j->loop) < 0) {
+    if (daemon_watch_signals(j->loop, &sig) < 0 || daemon_watchdog(j->loop) < 0 ||
+        (getenv("NOTIFY_SOCKET") &&
+         evloop_add_timer(j->loop, 1000, 1000, on_status_timer, j, NULL) < 0)) {
         log_err("cannot set up signals: %s", strerror(errno));
         return HAMQ_EXIT_INTERNAL;
     }

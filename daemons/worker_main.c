@@ -144,6 +144,21 @@ static int open_listeners(struct worker *w)
     return 0;
 }
 
+/* systemctl status shows this line (sd_notify STATUS=); sent when it changes. */
+static void on_status_timer(struct evloop *loop, void *ctx)
+{
+    static size_t last = (size_t)-1;
+    struct worker *w = ctx;
+    size_t n = wnet_conn_count(w->net);
+
+    (void)loop;
+    if (n == last)
+        return;
+    last = n;
+    daemon_notify_status("serving: slot %u of instance %s, STOMP port %d, %zu client connection(s)",
+                         w->index, w->cfg.instance, w->cfg.port_stomp + w->cfg.port_offset, n);
+}
+
 int main(int argc, char **argv)
 {
     static struct worker w = {.bell_fd = -1, .core_bell_fd = -1};
@@ -177,7 +192,9 @@ int main(int argc, char **argv)
         return HAMQ_EXIT_PEER_GONE;
     }
     struct daemon_signals sig = {.on_term = on_term, .ctx = &w};
-    if (daemon_watch_signals(w.loop, &sig) < 0 || daemon_watchdog(w.loop) < 0) {
+    if (daemon_watch_signals(w.loop, &sig) < 0 || daemon_watchdog(w.loop) < 0 ||
+        (getenv("NOTIFY_SOCKET") &&
+         evloop_add_timer(w.loop, 1000, 1000, on_status_timer, &w, NULL) < 0)) {
         log_err("cannot set up signals: %s", strerror(errno));
         return HAMQ_EXIT_INTERNAL;
     }

@@ -159,8 +159,15 @@ int answer(struct core_engine *e, uint32_t worker, uint64_t conn, uint64_t corr,
         snprintf(e->err, sizeof(e->err), "%s", text);
     if (corr == 0 && status == 0)
         return 0;
-    uint64_t lsn = e->op_lsn > e->pending_lsn ? e->op_lsn : e->pending_lsn;
-    if (dl_empty(&e->pending) && lsn <= e->durable_lsn) {
+    /* Per connection, answers keep request order: an answer waits for its
+     * own records and for the connection's earlier held answers, never for
+     * other connections'. Held LSNs of one connection therefore rise, and
+     * core_on_durable releases in list order. */
+    struct core_conn *c = conn_find(e, worker, conn);
+    uint64_t lsn = e->op_lsn;
+    if (c && c->answer_lsn > lsn)
+        lsn = c->answer_lsn;
+    if (lsn <= e->durable_lsn) {
         e->io->done(e->io_ctx, worker, conn, corr, status, text);
         return status;
     }
@@ -173,7 +180,8 @@ int answer(struct core_engine *e, uint32_t worker, uint64_t conn, uint64_t corr,
                                .status = status};
     memcpy(an->text, text, strlen(text) + 1);
     dl_push_tail(&e->pending, &an->link);
-    e->pending_lsn = lsn;
+    if (c)
+        c->answer_lsn = lsn;
     return status;
 }
 
@@ -181,12 +189,14 @@ void core_on_durable(struct core_engine *e, uint64_t lsn)
 {
     if (lsn > e->durable_lsn)
         e->durable_lsn = lsn;
-    /* next is read before the node is freed; done() must not re-enter. */
+    /* A full walk: held answers of different connections are not in LSN
+     * order, those of one connection are. next is read before the node is
+     * freed; done() must not re-enter. */
     for (struct dlist *n = e->pending.next, *next; n != &e->pending; n = next) {
         next = n->next;
         struct core_answer *an = dl_entry(n, struct core_answer, link);
         if (an->lsn > e->durable_lsn)
-            break;
+            continue;
         dl_remove(n);
         e->io->done(e->io_ctx, an->worker, an->conn, an->corr, an->status, an->text);
         free(an);

@@ -90,6 +90,7 @@ struct core_conn {
     uint32_t worker;
     uint64_t id;
     char *client_id;
+    uint64_t answer_lsn; /* LSN of this connection's last held answer */
     struct hmap consumers; /* u64 id -> core_consumer */
     struct hmap txs;       /* u64 id -> core_tx */
     struct msgproto_reasm reasm;
@@ -148,7 +149,7 @@ struct core_engine {
     struct hmap addresses, queues, queue_ids, conns;
     struct hmap restore_msgs, restore_refs; /* only between restore calls */
     uint64_t next_msg_id, next_queue_id, next_serial;
-    uint64_t durable_lsn, op_lsn, pending_lsn;
+    uint64_t durable_lsn, op_lsn;
     int op_err;
     bool no_persist;
     bool flow_blocked;

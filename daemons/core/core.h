@@ -22,8 +22,9 @@
  *    for message + references; an ACK/commit answered with a receipt waits
  *    for its acknowledge records (a client told "acked" never sees the
  *    message again after a crash); a durable SUBSCRIBE waits for the queue.
- *  - Answers leave in request order (one FIFO for all connections): an
- *    answer that needs nothing durable still waits behind earlier ones.
+ *  - Answers of one connection leave in request order: an answer that
+ *    needs nothing durable still waits behind that connection's earlier
+ *    held answers, never behind other connections'.
  *  - Deliveries are NOT held: a consumer may receive a durable message
  *    before it is on disk. If the core dies then, the producer never got
  *    its SEND_DONE and resends: the consumer may see it twice, which

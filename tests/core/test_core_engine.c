@@ -612,6 +612,24 @@ static void answers_leave_in_request_order(void **state)
     h_free(h);
 }
 
+static void answers_of_another_connection_do_not_wait_for_a_durable_send(void **state)
+{
+    (void)state;
+    struct harness *h = setup();
+    h_send(h, 1, "q", "warm-up", NULL); /* the queue exists and is journaled */
+    core_on_durable(h->e, (uint64_t)h->lsn);
+    h_send(h, 1, "q", "a", &(struct h_send_opts){.priority = 4, .durable = true, .corr = 1});
+    h_send(h, 2, "q", "b", &(struct h_send_opts){.priority = 4, .corr = 2});
+    h_send(h, 1, "q", "c", &(struct h_send_opts){.priority = 4, .corr = 3});
+    assert_int_equal(h->ndone, 1);
+    assert_int_equal(h->done[0].corr, 2);
+    core_on_durable(h->e, (uint64_t)h->lsn);
+    assert_int_equal(h->ndone, 3);
+    assert_int_equal(h->done[1].corr, 1);
+    assert_int_equal(h->done[2].corr, 3);
+    h_free(h);
+}
+
 static void non_durable_send_never_touches_the_store(void **state)
 {
     (void)state;
@@ -963,6 +981,7 @@ int main(void)
         cmocka_unit_test(duplicate_cache_forgets_the_oldest_id_beyond_its_size),
         cmocka_unit_test(durable_send_done_waits_for_durability),
         cmocka_unit_test(answers_leave_in_request_order),
+        cmocka_unit_test(answers_of_another_connection_do_not_wait_for_a_durable_send),
         cmocka_unit_test(non_durable_send_never_touches_the_store),
         cmocka_unit_test(durable_message_to_a_non_durable_subscription_is_not_persisted),
         cmocka_unit_test(ack_with_a_receipt_waits_for_its_ack_record),

@@ -24,6 +24,8 @@ struct pend {
     uint32_t off;
 };
 
+#define FOLLOW_MAX_FDS 64 /* open segment fds kept; older ones are reopened on demand */
+
 struct fseg {
     uint64_t seq;
     int fd;
@@ -56,6 +58,16 @@ static int f_seg_fd(struct store_follower *f, uint64_t seq)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    if (f->nfds >= FOLLOW_MAX_FDS) { /* drop the oldest other one; reopened if needed */
+        size_t old = f->nfds;
+        for (size_t i = 0; i < f->nfds; i++)
+            if (f->fds[i].seq != f->seq && (old == f->nfds || f->fds[i].seq < f->fds[old].seq))
+                old = i;
+        if (old < f->nfds) {
+            close(f->fds[old].fd);
+            f->fds[old] = f->fds[--f->nfds];
+        }
+    }
     struct fseg *n = realloc(f->fds, (f->nfds + 1) * sizeof *n);
     if (!n) {
         close(fd);

@@ -173,6 +173,7 @@ struct store {
     /* segments with open fds, sorted by seq */
     struct store_segfd *segs;
     size_t nsegs;
+    size_t max_rfds;
     uint64_t cur_seq;
     uint64_t cur_off; /* where the next record goes */
     uint64_t next_seq_ready; /* preallocated next segment, 0 if none */

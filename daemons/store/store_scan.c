@@ -177,13 +177,33 @@ static void scan_close(struct scan *sc)
     free(sc->segs);
 }
 
+/*
+ * Segment fds are opened when needed and closed when the replay moves on, so a
+ * store of thousands of segments does not need thousands of descriptors.
+ */
+static int scan_fd(struct scan *sc, size_t i)
+{
+    struct scan_seg *g = &sc->segs[i];
+    if (g->fd < 0)
+        g->fd = open(g->si.path, (sc->p->writer ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    return g->fd;
+}
+
+static void scan_release(struct scan *sc, size_t i)
+{
+    if (sc->segs[i].fd >= 0)
+        close(sc->segs[i].fd);
+    sc->segs[i].fd = -1;
+}
+
 /* Zeroes seg i from off on and deletes every later segment (writer only). */
 static int scan_cut(struct scan *sc, size_t i, uint64_t off)
 {
     if (!sc->p->writer)
         return 0;
     struct scan_seg *g = &sc->segs[i];
-    int r = off <= JNL_DATA_OFFSET && off == 0 ? 0 : seg_zero_range(g->fd, off, g->h.segment_size);
+    int r = off == 0 ? 0 : scan_fd(sc, i) < 0 ? -errno
+                                               : seg_zero_range(g->fd, off, g->h.segment_size);
     if (r < 0)
         return store_errf(sc->err, sc->errlen, r, "%s: cannot cut the journal at offset %" PRIu64
                           ": %s", g->si.path, off, strerror(-r));
@@ -205,13 +225,11 @@ static int scan_open_segs(struct scan *sc, const struct seg_list *l)
     for (size_t i = 0; i < l->n; i++) {
         struct scan_seg *g = &sc->segs[sc->n++];
         g->si = l->v[i];
-        g->fd = open(g->si.path, (sc->p->writer ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-        if (g->fd < 0)
-            return store_errf(sc->err, sc->errlen, -errno, "%s: cannot open: %s", g->si.path,
-                              strerror(errno));
+        g->fd = -1;
         struct stat st;
-        if (fstat(g->fd, &st) < 0)
-            return -errno;
+        if (stat(g->si.path, &st) < 0)
+            return store_errf(sc->err, sc->errlen, -errno, "%s: cannot stat: %s", g->si.path,
+                              strerror(errno));
         g->si.file_size = st.st_size;
     }
     return 0;
@@ -222,8 +240,12 @@ static int scan_headers(struct scan *sc)
 {
     for (size_t i = 0; i < sc->n; i++) {
         struct scan_seg *g = &sc->segs[i];
-        int r = seg_read_header(g->fd, g->si.path, g->si.seq, sc->p->kind, g->si.file_size,
-                                &g->h, sc->err, sc->errlen);
+        int r = scan_fd(sc, i) < 0
+                    ? store_errf(sc->err, sc->errlen, -errno, "%s: cannot open: %s", g->si.path,
+                                 strerror(errno))
+                    : seg_read_header(g->fd, g->si.path, g->si.seq, sc->p->kind,
+                                      g->si.file_size, &g->h, sc->err, sc->errlen);
+        scan_release(sc, i);
         /* from the replay start on, segments are consecutive (before it, compaction
            may have deleted bodiless ones) */
         if (r == 0 && i > 0 && sc->segs[i - 1].si.seq >= sc->p->start_seq &&
@@ -288,8 +310,8 @@ static bool find_evidence(struct scan *sc, struct rec_reader *r, size_t i, uint6
     }
     for (size_t j = i + 1; j < sc->n; j++) {
         struct rec_reader rj;
-        if (rdr_init(&rj, sc->segs[j].fd, sc->segs[j].limit) < 0)
-            return false;
+        if (scan_fd(sc, j) < 0 || rdr_init(&rj, sc->segs[j].fd, sc->segs[j].limit) < 0)
+            return true; /* cannot rule it out: treat as evidence, refuse */
         bool found = false;
         for (uint64_t pos = JNL_DATA_OFFSET; !found;) {
             if (rdr_record(&rj, pos, &h, &pl) != REC_OK)
@@ -301,6 +323,7 @@ static bool find_evidence(struct scan *sc, struct rec_reader *r, size_t i, uint6
             pos += jnl_rec_size(h.length);
         }
         rdr_free(&rj);
+        scan_release(sc, j);
         if (found)
             return true;
     }
@@ -315,7 +338,7 @@ static bool next_seg_continues(struct scan *sc, size_t j, uint64_t expected)
     struct rec_reader rj;
     struct jnl_rec_header h;
     const uint8_t *pl;
-    if (rdr_init(&rj, sc->segs[j].fd, sc->segs[j].limit) < 0)
+    if (scan_fd(sc, j) < 0 || rdr_init(&rj, sc->segs[j].fd, sc->segs[j].limit) < 0)
         return false;
     bool ok = rdr_record(&rj, JNL_DATA_OFFSET, &h, &pl) == REC_OK && h.lsn == expected;
     rdr_free(&rj);
@@ -327,10 +350,11 @@ static bool later_segs_written(struct scan *sc, size_t i)
 {
     for (size_t j = i + 1; j < sc->n; j++) {
         struct rec_reader rj;
-        if (rdr_init(&rj, sc->segs[j].fd, sc->segs[j].limit) < 0)
+        if (scan_fd(sc, j) < 0 || rdr_init(&rj, sc->segs[j].fd, sc->segs[j].limit) < 0)
             return true;
         bool w = tail_nonzero(&rj, JNL_DATA_OFFSET);
         rdr_free(&rj);
+        scan_release(sc, j);
         if (w)
             return true;
     }
@@ -417,7 +441,12 @@ static int scan_replay(struct scan *sc)
         struct rec_reader r;
         /* let the kernel read this segment and the next ahead while we check CRCs */
         for (size_t k = i; k < sc->n && k < i + 2; k++)
-            (void)posix_fadvise(sc->segs[k].fd, 0, (off_t)sc->segs[k].limit, POSIX_FADV_WILLNEED);
+            if (scan_fd(sc, k) >= 0)
+                (void)posix_fadvise(sc->segs[k].fd, 0, (off_t)sc->segs[k].limit,
+                                    POSIX_FADV_WILLNEED);
+        if (scan_fd(sc, i) < 0)
+            return store_errf(sc->err, sc->errlen, -errno, "%s: cannot open: %s",
+                              sc->segs[i].si.path, strerror(errno));
         int rc = rdr_init(&r, sc->segs[i].fd, sc->segs[i].limit);
         for (; rc == 0;) {
             struct jnl_rec_header h;
@@ -453,6 +482,7 @@ static int scan_replay(struct scan *sc)
             break;
         }
         rdr_free(&r);
+        scan_release(sc, i);
         if (rc < 0)
             return rc;
         res->end_seq = sc->segs[i].si.seq;

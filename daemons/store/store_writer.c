@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -81,12 +82,33 @@ static struct store_segfd *segfd_get(struct store *s, uint64_t seq, bool create)
     return &n[lo];
 }
 
+/*
+ * Read fds stay open while they are used, but at most max_rfds at once (128, or a
+ * quarter of RLIMIT_NOFILE if that is lower; a store of thousands of segments must
+ * not run out of descriptors): past that, the read fd of another segment is
+ * closed, and reopened when needed again.
+ */
+
+static void rfd_make_room(struct store *s, uint64_t keep)
+{
+    size_t open_n = 0;
+    for (size_t i = 0; i < s->nsegs; i++)
+        open_n += s->segs[i].rfd >= 0;
+    for (size_t i = 0; i < s->nsegs && open_n >= s->max_rfds; i++)
+        if (s->segs[i].rfd >= 0 && s->segs[i].seq != keep) {
+            close(s->segs[i].rfd);
+            s->segs[i].rfd = -1;
+            open_n--;
+        }
+}
+
 int store_seg_rfd(struct store *s, uint64_t seq)
 {
     struct store_segfd *g = segfd_get(s, seq, true);
     if (!g)
         return -ENOMEM;
     if (g->rfd < 0) {
+        rfd_make_room(s, seq);
         char path[4200];
         seg_name(path, sizeof path, s->jdir, seq);
         g->rfd = open(path, O_RDONLY | O_CLOEXEC);
@@ -453,6 +475,25 @@ static int start_sync_phase(struct store *s)
     return submit_all(s, v, n);
 }
 
+/* Write fds of segments behind the current one, once no buffer refers to them. */
+static void close_old_wfds(struct store *s)
+{
+    for (size_t i = 0; i < s->nsegs; i++) {
+        struct store_segfd *g = &s->segs[i];
+        if (g->wfd < 0 || g->seq >= s->cur_seq)
+            continue;
+        bool used = false;
+        for (struct wbuf *b = s->sealed; b && !used; b = b->next)
+            used = b->seq == g->seq;
+        for (struct wbuf *b = s->inflight; b && !used; b = b->next)
+            used = b->seq == g->seq;
+        if (!used) {
+            close(g->wfd);
+            g->wfd = -1;
+        }
+    }
+}
+
 static int batch_done(struct store *s)
 {
     uint64_t lsn = s->inflight_last_lsn;
@@ -461,6 +502,7 @@ static int batch_done(struct store *s)
         s->inflight = b->next;
         wbuf_release(s, b);
     }
+    close_old_wfds(s);
     store_crash_point("after_durable");
     if (s->fenced)
         return -ESTALE; /* never confirm anything once a newer live owns the store */
@@ -589,6 +631,10 @@ static void aio_put(io_context_t ctx, bool idle)
 
 int writer_init(struct store *s, char *err, size_t errlen)
 {
+    struct rlimit rl;
+    s->max_rfds = 128;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < 128)
+        s->max_rfds = rl.rlim_cur / 4 > 4 ? (size_t)(rl.rlim_cur / 4) : 4;
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->efd < 0)
         return store_errf(err, errlen, -errno, "eventfd: %s", strerror(errno));

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -382,6 +383,38 @@ static void both_sync_modes_make_records_durable(void **state)
     store_close(s);
 }
 
+static void a_store_of_many_segments_stays_within_a_small_fd_limit(void **state)
+{
+    (void)state;
+    struct rlimit old, low = {64, 64};
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    struct store *s;
+    assert_int_equal(st_open(dir, 64 * 1024, &s, err, sizeof err), 0);
+    static uint8_t body[3000], got[3000];
+    for (uint64_t id = 1; id <= 2000; id++) { /* ~100 segments */
+        st_body(id, body, sizeof body);
+        assert_int_equal(store_add_message(s, id, body, sizeof body, NULL), 0);
+        assert_int_equal(store_add_ref(s, id, 1, NULL), 0);
+        if (id % 16 == 0)
+            assert_int_equal(store_sync(s), 0);
+    }
+    assert_int_equal(store_sync(s), 0);
+    assert_true(store_segment_count(s) > 80);
+    for (int round = 0; round < 2; round++)
+        for (uint64_t id = 1; id <= 2000; id += 7) {
+            st_body(id, body, sizeof body);
+            assert_int_equal(store_read_body(s, id, got, sizeof got), (long)sizeof got);
+            assert_memory_equal(got, body, sizeof body);
+        }
+    store_close(s);
+    assert_int_equal(st_open(dir, 64 * 1024, &s, err, sizeof err), 0);
+    assert_int_equal(store_live_messages(s), 2000);
+    store_close(s);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(the_buffered_fallback_works_on_dev_shm, setup, teardown),
         cmocka_unit_test_setup_teardown(ext4_build_tree_uses_o_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(both_sync_modes_make_records_durable, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_store_of_many_segments_stays_within_a_small_fd_limit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,8 @@
  *   journal_store.c  the engine's persistence ops on the store, recovery of
  *                    the engine from the store, the epoch (fencing) check
  *   journal_spawn.c  --spawn-workers: start, watch and restart hamq-worker
+ *   journal_standby.c --standby (warm backup until promoted) and the LSN file
+ *                    shared with hamq-supervisor
  * The core never owns a client socket.
  */
 #ifndef HAMQ_JOURNAL_H
@@ -59,6 +61,9 @@ struct journald {
     bool stopping;
     int exit_code;
     char worker_bin[4096];
+    bool standby;            /* --standby: follow the store until promoted */
+    const char *lsn_file;    /* --lsn-file: durable LSN shared with the supervisor */
+    _Atomic uint64_t *lsn_pub; /* its mapping, NULL without --lsn-file */
 };
 
 /* journal_link.c */
@@ -77,6 +82,11 @@ extern const struct core_persist_ops jd_persist_ops;
 int jd_spawn_start(struct journald *j);
 void jd_spawn_reap(struct journald *j);
 void jd_spawn_stop(struct journald *j);
+
+/* journal_standby.c */
+int jd_standby_run(struct journald *j, bool *promoted);
+int jd_lsn_map(struct journald *j, bool create);
+void jd_lsn_publish(struct journald *j, uint64_t lsn);
 
 void jd_shutdown(struct journald *j, int exit_code, const char *why);
 

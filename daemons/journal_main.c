@@ -39,6 +39,9 @@ static void usage(FILE *f)
             "      --port-offset K      add K to every client port [broker] port_offset\n"
             "      --instance NAME      instance name (shm segment /dev/shm/hamq.NAME)\n"
             "      --log-level LEVEL    err, warning, notice, info, debug\n"
+            "      --standby            warm backup (hamq-supervisor): follow the store\n"
+            "                           read-only until SIGUSR1 promotes this process\n"
+            "      --lsn-file PATH      durable LSN shared with hamq-supervisor\n"
             "  -h, --help               this text\n"
             "  -V, --version            print the version\n"
             "\n"
@@ -52,6 +55,7 @@ static void usage(FILE *f)
 struct opts {
     const char *store, *spawn, *workers, *port_offset, *instance, *log_level;
 };
+enum { OPT_STANDBY = 256, OPT_LSN_FILE };
 
 static int parse_args(struct journald *j, int argc, char **argv, struct opts *o)
 {
@@ -63,6 +67,8 @@ static int parse_args(struct journald *j, int argc, char **argv, struct opts *o)
         {"port-offset", required_argument, NULL, 'P'},
         {"instance", required_argument, NULL, 'I'},
         {"log-level", required_argument, NULL, 'L'},
+        {"standby", no_argument, NULL, OPT_STANDBY},
+        {"lsn-file", required_argument, NULL, OPT_LSN_FILE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -78,6 +84,8 @@ static int parse_args(struct journald *j, int argc, char **argv, struct opts *o)
         case 'P': o->port_offset = optarg; break;
         case 'I': o->instance = optarg; break;
         case 'L': o->log_level = optarg; break;
+        case OPT_STANDBY: j->standby = true; break;
+        case OPT_LSN_FILE: j->lsn_file = optarg; break;
         case 'h': usage(stdout); exit(0);
         case 'V': printf("hamq-journal %s\n", PACKAGE_VERSION); exit(0);
         default:
@@ -259,8 +267,16 @@ int main(int argc, char **argv)
         log_err("out of memory at start");
         return HAMQ_EXIT_INTERNAL;
     }
-    r = start(&j);
+    bool promoted = !j.standby;
+    r = j.standby ? jd_standby_run(&j, &promoted) : 0;
+    if (promoted && !j.lsn_pub && jd_lsn_map(&j, true) < 0)
+        r = HAMQ_EXIT_CONFIG;
+    if (promoted && r == 0)
+        r = start(&j);
+    else if (r == 0)
+        r = -1; /* stopped while standby: exit 0 below */
     if (r == 0) {
+        jd_lsn_publish(&j, store_durable_lsn(j.store));
         daemon_notify_ready("serving");
         r = evloop_run(j.loop);
         daemon_notify_stopping();
@@ -270,6 +286,8 @@ int main(int argc, char **argv)
         }
         r = j.exit_code;
     }
+    if (r < 0)
+        r = HAMQ_EXIT_OK;
     j.stopping = true;
     if (j.spawn && j.slots)
         jd_spawn_stop(&j);

@@ -124,6 +124,7 @@ static void on_durable(void *ctx, uint64_t lsn)
 {
     struct journald *j = ctx;
 
+    jd_lsn_publish(j, lsn);
     if (j->engine)
         core_on_durable(j->engine, lsn);
 }

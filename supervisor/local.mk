@@ -55,3 +55,29 @@ TESTS += tests/ha/test_store_ha
 tests_ha_test_store_ha_SOURCES = tests/ha/test_store_ha.c $(STORE_TESTLIB)
 tests_ha_test_store_ha_CFLAGS = $(STORE_TEST_CFLAGS) -I$(top_srcdir)/tests/store
 tests_ha_test_store_ha_LDADD = $(HAMQ_STORE_HA_LIBS) $(CMOCKA_LIBS)
+
+# hamq-journal's standby mode (warm backup + LSN file) is HA code: its source is
+# listed here, appended to the journal's sources (daemons/local.mk, included
+# before this file).
+daemons_hamq_journal_SOURCES += daemons/journal_standby.c
+
+# The daemons: hamq-supervisor (node state machine) and hamq-supervisorctl.
+sbin_PROGRAMS += supervisor/hamq-supervisor
+bin_PROGRAMS += supervisor/hamq-supervisorctl
+supervisor_hamq_supervisor_SOURCES = supervisor/main.c supervisor/sup_node.c \
+	supervisor/sup_node.h supervisor/sup_systemd.c supervisor/sup_systemd.h
+supervisor_hamq_supervisor_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir) \
+	-I$(top_srcdir)/daemons/store
+supervisor_hamq_supervisor_CFLAGS = $(AM_CFLAGS) $(ZMQ_CFLAGS) $(NL_CFLAGS) $(SYSTEMD_CFLAGS)
+supervisor_hamq_supervisor_LDADD = $(HAMQ_STORE_HA_LIBS) $(HAMQ_SUP_LIBS) $(HAMQ_SHM_LIBS) $(SYSTEMD_LIBS) \
+	-lpthread
+supervisor_hamq_supervisorctl_SOURCES = supervisor/ctl.c
+supervisor_hamq_supervisorctl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)
+supervisor_hamq_supervisorctl_CFLAGS = $(AM_CFLAGS) $(ZMQ_CFLAGS)
+supervisor_hamq_supervisorctl_LDADD = $(HAMQ_SUP_LIBS)
+
+# HA scenarios with real processes (hamq-supervisor pairs on one shared store,
+# real STOMP clients); TAP through PY_LOG_DRIVER (daemons/local.mk).
+HA_SCENARIOS = tests/ha/t10_failover_on_kill9.py
+TESTS += $(HA_SCENARIOS)
+EXTRA_DIST += $(HA_SCENARIOS) tests/ha/hatest.py

@@ -134,6 +134,7 @@ static int touch(const char *dir, const char *name)
 
 static int make_layout(struct store *s, char *err, size_t errlen)
 {
+    bool created = access(s->dir, F_OK) < 0;
     int r = mkdir_p1(s->dir, err, errlen);
     if (r == 0)
         r = mkdir_p1(s->jdir, err, errlen);
@@ -150,6 +151,13 @@ static int make_layout(struct store *s, char *err, size_t errlen)
         r = write_file_atomic(s->dir, "store.epoch", "1\n");
         if (r < 0)
             return store_errf(err, errlen, r, "%s: cannot create: %s", path, strerror(-r));
+    }
+    /* the directory entries themselves must be durable before anything in them is */
+    if ((r = fsync_dir(s->dir)) < 0)
+        return store_errf(err, errlen, r, "%s: fsync: %s", s->dir, strerror(-r));
+    if (created) {
+        snprintf(path, sizeof path, "%s/..", s->dir);
+        (void)fsync_dir(path);
     }
     return 0;
 }

@@ -682,10 +682,12 @@ int writer_resume(struct store *s, uint64_t seq, uint64_t off, uint64_t next_lsn
 
 void writer_fini(struct store *s)
 {
-    while (s->inflight && reap(s, 1) == 0)
+    /* After a failure some iocbs of the batch may never have been submitted: do
+       not wait for their completions; io_destroy() waits for the submitted ones. */
+    while (!s->failed && s->inflight && reap(s, 1) == 0)
         ;
     if (s->aio)
-        aio_put(s->aio, !s->inflight);
+        aio_put(s->aio, !s->inflight && !s->failed);
     if (s->efd >= 0)
         close(s->efd);
     if (s->fill) {

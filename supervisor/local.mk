@@ -78,6 +78,7 @@ supervisor_hamq_supervisorctl_LDADD = $(HAMQ_SUP_LIBS)
 
 # HA scenarios with real processes (hamq-supervisor pairs on one shared store,
 # real STOMP clients); TAP through PY_LOG_DRIVER (daemons/local.mk).
-HA_SCENARIOS = tests/ha/t10_failover_on_kill9.py
+HA_SCENARIOS = tests/ha/t10_failover_on_kill9.py tests/ha/t11_manual_failover.py \
+	tests/ha/t12_locks_decide.py tests/ha/t13_fencing_and_errors.py
 TESTS += $(HA_SCENARIOS)
 EXTRA_DIST += $(HA_SCENARIOS) tests/ha/hatest.py

@@ -616,6 +616,7 @@ static void on_core_exit(void *ctx, struct sup_child *c, const struct sup_child_
         sup_event_ha(LOG_CRIT, "fenced", NULL, "fenced", n->epoch, -1,
                      "our core was fenced: a newer live raised the store epoch");
         release_live(n);
+        hold_off(n);
         become_backup(n, "fenced by a newer epoch");
         return;
     }

@@ -330,7 +330,7 @@ int store_open(const struct store_opts *opts, struct store **out, char *err, siz
         r = recover_messages(s, err, errlen);
     struct jnl_epoch ep = {.epoch = s->epoch, .started_ns = (uint64_t)time(NULL) * 1000000000ull};
     if (r == 0)
-        r = store_append(s, JNL_REC_EPOCH_START, &ep, sizeof ep, NULL);
+        r = writer_append(s, JNL_REC_EPOCH_START, 0, 0, &ep, sizeof ep, NULL, 0, NULL);
     if (r == 0 && (r = store_kick(s)) < 0)
         store_errf(err, errlen, r, "%s: cannot write to the journal: %s", s->jdir, strerror(-r));
     if (r < 0) {
@@ -364,15 +364,27 @@ void store_close(struct store *s)
 
 /* --- appends --- */
 
+/* The record types a caller may append; the others are written by the store itself. */
+static bool caller_type(enum jnl_rec_type type, bool in_tx)
+{
+    if (in_tx)
+        return type >= JNL_REC_MSG_ADD && type <= JNL_REC_DCOUNT;
+    return type >= JNL_REC_MSG_ADD && type <= JNL_REC_TX_ROLLBACK;
+}
+
 int store_append(struct store *s, enum jnl_rec_type type, const void *payload, size_t len,
                  uint64_t *lsn)
 {
+    if (!caller_type(type, false))
+        return -EINVAL;
     return writer_append(s, (uint16_t)type, 0, 0, payload, len, NULL, 0, lsn);
 }
 
 int store_append_tx(struct store *s, uint64_t tx_id, enum jnl_rec_type type, const void *payload,
                     size_t len, uint64_t *lsn)
 {
+    if (!caller_type(type, true))
+        return -EINVAL;
     return writer_append(s, (uint16_t)type, JNL_F_TX, tx_id, payload, len, NULL, 0, lsn);
 }
 

@@ -75,7 +75,9 @@ int store_open(const struct store_opts *opts, struct store **out, char *err, siz
 /* Flushes what was appended (unless fenced or failed), waits, releases everything. */
 void store_close(struct store *s);
 
-/* Generic append; the typed helpers below fill the payload structs. */
+/* Generic append of MSG_ADD..TX_ROLLBACK (-EINVAL for the types the store writes
+   itself, and for a payload of the wrong size); the typed helpers below fill the
+   payload structs. */
 int store_append(struct store *s, enum jnl_rec_type type, const void *payload, size_t len,
                  uint64_t *lsn);
 /* Same, as part of transaction tx_id (counts only once committed). */

@@ -415,6 +415,28 @@ static void a_store_of_many_segments_stays_within_a_small_fd_limit(void **state)
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
+static void appends_of_store_owned_types_and_bad_payloads_are_refused(void **state)
+{
+    (void)state;
+    struct store *s;
+    assert_int_equal(st_open(dir, 1 << 20, &s, err, sizeof err), 0);
+    uint8_t junk[64] = {1};
+    assert_int_equal(store_append(s, JNL_REC_CKPT_BEGIN, junk, 32, NULL), -EINVAL);
+    assert_int_equal(store_append(s, JNL_REC_EPOCH_START, junk, 16, NULL), -EINVAL);
+    assert_int_equal(store_append(s, JNL_REC_BINDING_ADD, junk, 16, NULL), -EINVAL);
+    assert_int_equal(store_append(s, (enum jnl_rec_type)99, junk, 8, NULL), -EINVAL);
+    assert_int_equal(store_append(s, JNL_REC_REF_ADD, junk, 5, NULL), -EINVAL);
+    assert_int_equal(store_append(s, JNL_REC_TX_COMMIT, junk, 3, NULL), -EINVAL);
+    assert_int_equal(store_append_tx(s, 1, JNL_REC_TX_COMMIT, junk, 8, NULL), -EINVAL);
+    assert_int_equal(store_add_message(s, 0, "x", 1, NULL), -EINVAL);
+    assert_int_equal(store_add_message(s, 1, "x", 1, NULL), 0);
+    assert_int_equal(store_add_ref(s, 1, 1, NULL), 0);
+    store_close(s);
+    assert_int_equal(st_open(dir, 1 << 20, &s, err, sizeof err), 0);
+    assert_int_equal(store_live_messages(s), 1);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +454,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ext4_build_tree_uses_o_direct, setup, teardown),
         cmocka_unit_test_setup_teardown(both_sync_modes_make_records_durable, setup, teardown),
         cmocka_unit_test_setup_teardown(a_store_of_many_segments_stays_within_a_small_fd_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(appends_of_store_owned_types_and_bad_payloads_are_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -423,7 +423,7 @@ static void become_backup(struct node *n, const char *why)
     n->role = n->paused ? SUP_ROLE_PAUSED : SUP_ROLE_BACKUP;
     n->serving = false;
     n->ho_requested = false;
-    if (n->vip && sup_vip_owned(n->vip)) {
+    if (n->vip) { /* also a VIP of ours left behind by a crash of this node */
         char err[256];
         if (sup_vip_remove(n->vip, err, sizeof err) < 0)
             log_err("cannot remove the VIP: %s", err);

@@ -572,8 +572,8 @@ int sl_run(const struct sl_opts *o, struct sl_result *res)
         uint64_t quota = 0;
         if (prod) {
             size_t pi = i - o->consumers;
-            quota = o->duration > 0 ? UINT64_MAX
-                                    : o->count / o->producers + (pi < o->count % o->producers);
+            quota = !o->count ? UINT64_MAX
+                              : o->count / o->producers + (pi < o->count % o->producers);
         }
         r = conn_open(&l, &l.c[i], prod, quota);
         if (r < 0 && r != -ECONNREFUSED && r != -EINVAL)

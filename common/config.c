@@ -54,6 +54,7 @@ static const struct cfg_key keys[] = {
     {"broker", "auto_create", T_BOOL, F(auto_create), 0, 0, NULL, "true"},
     {"broker", "max_message_size", T_SIZE, F(max_message_size), 1 * KIB, 2 * GIB, NULL, "100M"},
     {"broker", "ring_size", T_SIZE, F(ring_size), 64 * KIB, 1 * GIB, NULL, "4M"},
+    {"broker", "max_memory", T_SIZE, F(max_memory), 1 * MIB, 1024 * GIB, NULL, "1G"},
     {"broker", "default_prefetch", T_INT, F(default_prefetch), 1, 1000000, NULL, "1000"},
     {"broker", "max_delivery_attempts", T_INT, F(max_delivery_attempts), 0, 1000000, NULL, "10"},
     {"broker", "dead_letter_address", T_STR, F(dead_letter_address), 0, 0, NULL, "DLQ"},

@@ -58,6 +58,7 @@ struct journald {
     struct core_engine *engine;
     uint32_t ready_workers;
     bool announced_ready;
+    bool flow_blocked;       /* producers blocked by [broker] max_memory */
     bool stopping;
     int exit_code;
     char worker_bin[4096];

@@ -210,10 +210,33 @@ static void io_consumer_closed(void *ctx, uint32_t worker, uint64_t conn, uint64
         log_err("cannot tell worker %u of a closed consumer: out of memory", worker);
 }
 
+/* Producer flow control: every worker stops (or resumes) reading producers. */
+static void io_flow(void *ctx, bool blocked, uint64_t bytes, uint64_t limit)
+{
+    struct journald *j = ctx;
+    struct msgproto_rec rec = {.type = MSGPROTO_FLOW};
+
+    rec.u.flow.blocked = blocked;
+    rec.u.flow.bytes = bytes;
+    rec.u.flow.limit = limit;
+    j->flow_blocked = blocked;
+    if (blocked)
+        log_event(LOG_WARNING, "flow-blocked", "messages hold %llu bytes, the limit is %llu "
+                  "([broker] max_memory): producers are blocked until consumers catch up",
+                  (unsigned long long)bytes, (unsigned long long)limit);
+    else
+        log_event(LOG_NOTICE, "flow-resumed", "messages hold %llu bytes (limit %llu): "
+                  "producers resume", (unsigned long long)bytes, (unsigned long long)limit);
+    for (uint32_t i = 0; i < j->nslots; i++)
+        if (j->slots[i].alive && send_rec(j, i, &rec, false, 0) < 0)
+            log_err("cannot tell worker %u about flow control: out of memory", i);
+}
+
 const struct core_io_ops jd_io_ops = {
     .deliver = io_deliver,
     .done = io_done,
     .consumer_closed = io_consumer_closed,
+    .flow = io_flow,
 };
 
 struct stat_ctx {
@@ -386,6 +409,11 @@ void jd_worker_hello(struct journald *j, uint32_t slot)
 
     drop_out(s); /* records for its predecessor */
     s->blocked = false;
+    if (j->flow_blocked) { /* a new worker must learn that producers are blocked */
+        struct msgproto_rec rec = {.type = MSGPROTO_FLOW};
+        rec.u.flow.blocked = 1;
+        send_rec(j, slot, &rec, false, 0);
+    }
     if (!s->alive) {
         s->alive = true;
         j->ready_workers++;

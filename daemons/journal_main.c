@@ -221,6 +221,7 @@ static int start(struct journald *j)
     cc.auto_create = j->cfg.auto_create;
     cc.max_delivery_attempts = (uint32_t)j->cfg.max_delivery_attempts;
     cc.max_message_size = j->cfg.max_message_size;
+    cc.max_memory = j->cfg.max_memory;
     snprintf(cc.dead_letter_address, sizeof(cc.dead_letter_address), "%s",
              j->cfg.dead_letter_address);
     j->engine = core_new(&cc, &jd_io_ops, j, &jd_persist_ops, j);

@@ -5,6 +5,7 @@
  *                   queue for control records), read and route core records,
  *                   core liveness
  *   worker_stomp.c  STOMP connections: stomp_session ⇄ msgproto records
+ *   worker_amqp*.c  AMQP 1.0 connections: Proton connection driver ⇄ records
  *   worker_net.c    listeners and client sockets (protocol-agnostic)
  * A worker never opens the store; everything durable goes through the core.
  */
@@ -29,6 +30,8 @@ struct wk_conn_ops {
     void (*on_consumer_closed)(void *conn, const struct msgproto_consumer_closed *c);
     /* Ring space is back: resume input paused by back-pressure. */
     void (*on_writable)(void *conn);
+    /* A queue statistics reply (the request id is the connection id); may be NULL. */
+    void (*on_stat)(void *conn, const struct msgproto_stat_reply *st, uint8_t flags);
 };
 
 struct wk_conn_ref {
@@ -62,6 +65,7 @@ struct worker {
     uint8_t *encbuf;         /* scratch for records too large for one ring record */
     size_t encbuf_cap;
     uint64_t next_conn;      /* conn ids: worker index in the top 16 bits */
+    bool flow_blocked;       /* the core said: stop reading producers (max_memory) */
     bool stopping;
     int exit_code;
 };
@@ -78,12 +82,23 @@ int wk_link_hello(struct worker *w);
  * pass may_queue = true and are queued in order if the ring is full.
  */
 int wk_send(struct worker *w, const struct msgproto_rec *rec, bool may_queue);
-/* True if a client SEND would have to wait (ring full or records queued). */
+/* True if a client SEND must wait: records queued for a full ring, or the core
+ * blocked producers (max_memory). Only SENDs wait for the latter: a consumer's
+ * SUBSCRIBE and ACKs must still pass, or nothing would ever free memory. */
 bool wk_congested(const struct worker *w);
+/* True if records wait for ring space (every client should pause). */
+bool wk_backlogged(const struct worker *w);
 uint64_t wk_conn_register(struct worker *w, const struct wk_conn_ops *ops, void *conn);
 void wk_conn_unregister(struct worker *w, uint64_t id);
 /* The connection waits for ring space: on_writable will be called. */
 void wk_conn_wait_space(struct worker *w, uint64_t id);
+
+/* worker_amqp.c: loads [security] users_file; -errno with err filled. */
+int wk_amqp_init(struct worker *w, struct wnet_proto *p, char *err, size_t errlen);
+void wk_amqp_fini(void);
+/* The body of an AMQP-encoded message (HMSG_BODY_AMQP) as a STOMP frame body. */
+void wk_amqp_stomp_payload(const struct hmsg *m, char *fmt, size_t fmtcap, const uint8_t **p,
+                           size_t *len);
 
 /* worker_stomp.c */
 void wk_stomp_init(struct worker *w, struct wnet_proto *p);

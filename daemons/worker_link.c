@@ -97,6 +97,11 @@ static int emit_fragment(void *ctx, const void *frag, size_t len)
 
 bool wk_congested(const struct worker *w)
 {
+    return w->ovf_head != NULL || w->flow_blocked;
+}
+
+bool wk_backlogged(const struct worker *w)
+{
     return w->ovf_head != NULL;
 }
 
@@ -196,6 +201,12 @@ static void on_space_timer(struct evloop *loop, void *ctx)
 
     if (!drain_overflow(w))
         return;
+    if (w->flow_blocked) {
+        /* Waiters stay registered; the FLOW record that unblocks wakes them. */
+        evloop_del(loop, w->space_timer);
+        w->space_timer = NULL;
+        return;
+    }
     /* Wake waiters; a waiter that hits a full ring again re-registers. */
     while (w->waiting_space && (e = u64map_next(&w->conns, &pos))) {
         struct wk_conn_ref *ref = e->val;
@@ -219,9 +230,18 @@ static void dispatch(struct worker *w, const struct msgproto_rec *rec)
     struct wk_conn_ref *ref;
 
     switch (rec->type) {
+    case MSGPROTO_FLOW:
+        w->flow_blocked = rec->u.flow.blocked != 0;
+        log_info("producers %s by the core (messages hold %llu of %llu bytes)",
+                 w->flow_blocked ? "blocked" : "resumed",
+                 (unsigned long long)rec->u.flow.bytes, (unsigned long long)rec->u.flow.limit);
+        if (!w->flow_blocked && w->waiting_space && !w->space_timer)
+            evloop_add_timer(w->loop, 0, WK_SPACE_POLL_MS, on_space_timer, w, &w->space_timer);
+        return;
     case MSGPROTO_DONE: conn = rec->u.done.conn; break;
     case MSGPROTO_DELIVER: conn = rec->u.deliver.conn; break;
     case MSGPROTO_CONSUMER_CLOSED: conn = rec->u.closed.conn; break;
+    case MSGPROTO_STAT_REPLY: conn = rec->u.stat.request; break; /* request id = conn id */
     default:
         log_debug("ignoring %s from the core", msgproto_type_name(rec->type));
         return;
@@ -233,7 +253,9 @@ static void dispatch(struct worker *w, const struct msgproto_rec *rec)
         ref->ops->on_done(ref->conn, &rec->u.done);
     else if (rec->type == MSGPROTO_DELIVER)
         ref->ops->on_deliver(ref->conn, &rec->u.deliver, rec->flags);
-    else
+    else if (rec->type == MSGPROTO_STAT_REPLY && ref->ops->on_stat)
+        ref->ops->on_stat(ref->conn, &rec->u.stat, rec->flags);
+    else if (rec->type == MSGPROTO_CONSUMER_CLOSED)
         ref->ops->on_consumer_closed(ref->conn, &rec->u.closed);
 }
 

@@ -147,7 +147,8 @@ static int send_rec(struct wk_stomp *st, const struct msgproto_rec *rec, bool ma
 {
     int r = wk_send(st->w, rec, may_queue);
 
-    if (r == -EAGAIN || (r == 0 && wk_congested(st->w))) {
+    if (r == -EAGAIN || (r == 0 && (rec->type == MSGPROTO_SEND ? wk_congested(st->w)
+                                                               : wk_backlogged(st->w)))) {
         st->paused = true;
         wk_conn_wait_space(st->w, st->id);
     }
@@ -571,6 +572,11 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
         }
     }
 #undef H
+    const uint8_t *body = m.body.p;
+    size_t body_len = m.body.len;
+    static char amqp_fmt[4096];
+    if (m.body_type == HMSG_BODY_AMQP) /* from an AMQP producer: its body section's payload */
+        wk_amqp_stomp_payload(&m, amqp_fmt, sizeof(amqp_fmt), &body, &body_len);
     snprintf(msgid, sizeof(msgid), "%" PRIu64 "-%" PRIu64, d->message_id, d->delivery);
     snprintf(dest, sizeof(dest), "%s%.*s", m.routing == MSGPROTO_MULTICAST ? "/topic/" : "/queue/",
              (int)m.address.len, (const char *)m.address.p);
@@ -580,8 +586,8 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
         .destination = dest,
         .headers = hs,
         .nheaders = n,
-        .body = m.body.p,
-        .body_len = m.body.len,
+        .body = body,
+        .body_len = body_len,
         .token = d->delivery,
     };
     int r = stomp_session_deliver(st->s, &sd);

@@ -39,6 +39,7 @@ struct hamq_config {
     bool auto_create;
     uint64_t max_message_size;
     uint64_t ring_size;      /* bytes per ring, power of two */
+    uint64_t max_memory;     /* message bytes held before producers are blocked */
     int default_prefetch;
     int max_delivery_attempts;
     char dead_letter_address[128];

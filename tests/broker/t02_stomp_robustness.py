@@ -264,5 +264,37 @@ def test_many_queued_messages_are_all_delivered_none_dropped():
         p.disconnect()
 
 
+def test_producer_is_blocked_at_max_memory_and_resumes_without_losing_a_message():
+    conf = os.path.join(ht.workdir(), "flow.conf")
+    with open(conf, "w") as f:
+        f.write("[broker]\nmax_memory = 1M\n")
+    with ht.Broker(workers=1, config=conf) as b:
+        q = "/queue/flow"
+        p = ht.stomp_conn(b.stomp_port)
+        body = "x" * 4000
+        n = 1000  # ~4 MB: four times the limit
+        t = threading.Thread(target=lambda: [
+            p.send(q, "%04d%s" % (i, body), headers={"receipt": "r%d" % i}) for i in range(n)])
+        t.daemon = True
+        t.start()
+        # The producer stalls well before all its messages are receipted.
+        time.sleep(2.0)
+        stalled_at = len(p.collector.receipts)
+        assert stalled_at < n, "no back-pressure: all %d messages were accepted" % n
+        time.sleep(1.0)
+        assert len(p.collector.receipts) == stalled_at, "receipts kept coming while blocked"
+        assert "producers are blocked" in b.log_text()
+        c = ht.stomp_conn(b.stomp_port)
+        c.subscribe(q, id="1", ack="auto")
+        c.collector.wait(lambda: len(c.collector.messages) == n, timeout=60,
+                         what="all %d messages after the consumer drained" % n)
+        t.join(30)
+        p.collector.wait(lambda: len(p.collector.receipts) == n, what="every receipt")
+        assert [m.body[:4] for m in c.collector.messages] == ["%04d" % i for i in range(n)]
+        assert "producers resume" in b.log_text()
+        c.disconnect()
+        p.disconnect()
+
+
 if __name__ == "__main__":
     ht.main(globals())

@@ -572,11 +572,6 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
         }
     }
 #undef H
-    const uint8_t *body = m.body.p;
-    size_t body_len = m.body.len;
-    static char amqp_fmt[4096];
-    if (m.body_type == HMSG_BODY_AMQP) /* from an AMQP producer: its body section's payload */
-        wk_amqp_stomp_payload(&m, amqp_fmt, sizeof(amqp_fmt), &body, &body_len);
     snprintf(msgid, sizeof(msgid), "%" PRIu64 "-%" PRIu64, d->message_id, d->delivery);
     snprintf(dest, sizeof(dest), "%s%.*s", m.routing == MSGPROTO_MULTICAST ? "/topic/" : "/queue/",
              (int)m.address.len, (const char *)m.address.p);
@@ -586,8 +581,8 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
         .destination = dest,
         .headers = hs,
         .nheaders = n,
-        .body = body,
-        .body_len = body_len,
+        .body = m.body.p,
+        .body_len = m.body.len,
         .token = d->delivery,
     };
     int r = stomp_session_deliver(st->s, &sd);

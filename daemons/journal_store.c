@@ -227,6 +227,8 @@ static int restore_refs(struct journald *j, struct ref_list *l)
     uint64_t last = 0;
     int r = 0;
 
+    if (l->n == 0)
+        return 0; /* qsort(NULL, 0) is undefined behaviour */
     qsort(l->v, l->n, sizeof(*l->v), by_msg_id);
     for (size_t i = 0; i < l->n && r == 0; i++) {
         const struct store_live_ref *ref = &l->v[i];

@@ -214,9 +214,11 @@ struct jnl_epoch {
 _Static_assert(sizeof(struct jnl_epoch) == 16, "epoch layout");
 
 /*
- * Checkpoints. BEGIN, any number of DATA records, END, all written by the writer
- * in one go (other records may be interleaved and are replayed normally). Only a
- * checkpoint whose END is durable and that the checkpoint pointer names is used.
+ * Checkpoints. BEGIN, any number of DATA records, END, written by the writer in
+ * one go as consecutive LSNs (a reader refuses any other record between them;
+ * they may span segments). Recovery loads the snapshot and replays from the record
+ * after END. Only a checkpoint whose END is durable and that the checkpoint
+ * pointer names is used.
  *   covered_lsn      the state captured is the one after applying LSN covered_lsn.
  *   first_live_seq   lowest segment seq holding a body the checkpoint points into;
  *                    segments before it that are missing were deleted on purpose.

@@ -94,8 +94,20 @@ EXTRA_DIST += $(hamq_unit_templates) units/hamq.target units/sysusers.d/hamq.con
 check_PROGRAMS += tests/systemd/conf_dump
 tests_systemd_conf_dump_LDADD = $(HAMQ_COMMON_LIBS)
 hamq_systemd_tests = tests/systemd/conf_example.sh tests/systemd/man_pages.sh \
-	tests/systemd/units_security.sh tests/systemd/service_journal.sh
+	tests/systemd/units_security.sh tests/systemd/service_journal.sh tests/systemd/rpm_build.sh
 TESTS += $(hamq_systemd_tests)
 check_DATA = $(hamq_units_built) $(man_MANS)
 EXTRA_DIST += $(hamq_systemd_tests) tests/systemd/nspawn-lib.sh tests/systemd/stomp_probe.py \
 	tests/systemd/README.md
+
+# `make rpm`: the RPM from the release tarball (hamq.spec). On a host without
+# Fedora's systemd-rpm-macros (Debian), add
+#   HAMQ_RPM_FLAGS='--nodeps --load=$(top_srcdir)/tests/systemd/rpm-macros.debian'
+HAMQ_RPM_FLAGS =
+rpm: dist-gzip
+	rm -rf rpmbuild && $(MKDIR_P) rpmbuild/SOURCES
+	cp $(distdir).tar.gz rpmbuild/SOURCES/
+	cp $(top_srcdir)/units/sysusers.d/hamq.conf rpmbuild/SOURCES/hamq.sysusers
+	rpmbuild $(HAMQ_RPM_FLAGS) --define "_topdir $(abs_top_builddir)/rpmbuild" -ba $(top_srcdir)/hamq.spec
+.PHONY: rpm
+EXTRA_DIST += tests/systemd/rpm-macros.debian

@@ -126,13 +126,26 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
                 raise AssertionError("broker did not stop within %ds of SIGTERM" % timeout)
+        self.check_sanitizers()
         return self.proc.returncode if self.proc else None
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: AddressSanitizer")
+
+    def check_sanitizers(self):
+        """Fails if any broker process (core or worker) reported a sanitizer finding."""
+        log = self.log_text()
+        for mark in self.SANITIZER_MARKS:
+            at = log.find(mark)
+            if at >= 0:
+                raise AssertionError("sanitizer report in %s:\n%s" % (self.log, log[at:at + 3000]))
 
     def kill9(self):
         if self.proc and self.proc.poll() is None:
             # The whole process group: core and workers die together, like a node crash.
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        self.check_sanitizers()
 
     def log_text(self):
         try:

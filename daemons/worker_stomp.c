@@ -183,13 +183,20 @@ static int on_connect(void *ctx, const struct stomp_connect_info *ci)
 
 static bool is_mapped_header(const char *n, size_t len)
 {
-    static const char *const names[] = {
-        "destination", "content-length", "content-type", "receipt", "transaction",
-        "persistent", "priority", "expires", "destination-type", "correlation-id",
-        "reply-to", "message-id", "subscription", "ack", "_AMQ_DUPL_ID", "redelivered",
+    /* Lengths kept beside the names: this runs for every header of every SEND. */
+#define MH(s) {s, sizeof(s) - 1}
+    static const struct {
+        const char *s;
+        size_t len;
+    } names[] = {
+        MH("destination"), MH("content-length"), MH("content-type"), MH("receipt"),
+        MH("transaction"), MH("persistent"), MH("priority"), MH("expires"),
+        MH("destination-type"), MH("correlation-id"), MH("reply-to"), MH("message-id"),
+        MH("subscription"), MH("ack"), MH("_AMQ_DUPL_ID"), MH("redelivered"),
     };
+#undef MH
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strlen(names[i]) == len && memcmp(names[i], n, len) == 0)
+        if (names[i].len == len && memcmp(names[i].s, n, len) == 0)
             return true;
     return false;
 }
@@ -227,8 +234,44 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int encode_message(struct wk_stomp *st, const struct stomp_send_info *si, uint8_t routing,
-                          uint8_t **out, size_t *outlen)
+/*
+ * The encoded message of the SEND being handled. One per worker (the worker is
+ * single-threaded and the SEND record is copied into the ring before on_send
+ * returns), grown on demand instead of a malloc/free per message; released
+ * again after a message bigger than ENC_KEEP so one huge SEND does not pin
+ * its size for the life of the worker.
+ */
+#define ENC_KEEP (1u << 20)
+static uint8_t *enc_buf;
+static size_t enc_cap;
+
+static uint8_t *enc_reserve(size_t len)
+{
+    if (len > enc_cap) {
+        size_t cap = enc_cap ? enc_cap : 4096;
+        while (cap < len)
+            cap *= 2;
+        uint8_t *nb = realloc(enc_buf, cap);
+        if (!nb)
+            return NULL;
+        enc_buf = nb;
+        enc_cap = cap;
+    }
+    return enc_buf;
+}
+
+static void enc_trim(void)
+{
+    if (enc_cap > ENC_KEEP) {
+        free(enc_buf);
+        enc_buf = NULL;
+        enc_cap = 0;
+    }
+}
+
+/* Encodes the SEND's message into enc_buf; *prio and *expiration as parsed. */
+static int encode_message(const struct stomp_send_info *si, uint8_t routing, uint8_t **out,
+                          size_t *outlen, uint8_t *prio_out, int64_t *expiration_out)
 {
     struct hmsg m = {0};
     uint32_t n = 0;
@@ -270,11 +313,12 @@ static int encode_message(struct wk_stomp *st, const struct stomp_send_info *si,
     ssize_t len = hmsg_encode(&m, NULL, 0);
     if (len < 0)
         return (int)len;
-    *out = malloc((size_t)len);
+    *out = enc_reserve((size_t)len);
     if (!*out)
         return -ENOMEM;
     *outlen = (size_t)hmsg_encode(&m, *out, (size_t)len);
-    (void)st;
+    *prio_out = m.priority;
+    *expiration_out = m.expiration;
     return 0;
 }
 
@@ -301,7 +345,8 @@ static int on_send(void *ctx, const struct stomp_send_info *si)
     }
     if (si->dest.address_len >= sizeof(addr))
         return -ENAMETOOLONG;
-    r = encode_message(st, si, routing_of(si->dest.routing), &msg, &mlen);
+    r = encode_message(si, routing_of(si->dest.routing), &msg, &mlen, &rec.u.send.priority,
+                       &rec.u.send.expiration);
     if (r < 0)
         return r;
     memcpy(addr, si->dest.address, si->dest.address_len);
@@ -311,9 +356,6 @@ static int on_send(void *ctx, const struct stomp_send_info *si)
     rec.u.send.corr = new_corr(st, si->receipt);
     rec.u.send.tx = tx_id(st, si->transaction, false);
     rec.u.send.routing = routing_of(si->dest.routing);
-    int64_t prio = hnum(si, "priority", 4);
-    rec.u.send.priority = (uint8_t)(prio < 0 ? 0 : prio > 9 ? 9 : prio);
-    rec.u.send.expiration = hnum(si, "expires", 0);
     rec.u.send.address = msgproto_str(addr);
     rec.u.send.queue = (struct msgproto_bytes){(const uint8_t *)(si->dest.queue ? si->dest.queue
                                                                                 : ""),
@@ -321,7 +363,7 @@ static int on_send(void *ctx, const struct stomp_send_info *si)
     rec.u.send.dup_id = hval(si, "_AMQ_DUPL_ID");
     rec.u.send.message = (struct msgproto_bytes){msg, (uint32_t)mlen};
     r = send_rec(st, &rec, false);
-    free(msg);
+    enc_trim();
     if (r < 0) {
         forget_corr(st, rec.u.send.corr);
         return r == -EAGAIN ? -EAGAIN : r;
@@ -503,6 +545,31 @@ static size_t output_pending(struct wk_stomp *st)
 
 #define DELIVER_HEADERS_MAX 300
 
+/* Decimal of v into out (room for 21 bytes), NUL-terminated; returns its length.
+ * Every delivery formats several numbers: snprintf was a visible cost there. */
+static size_t fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+static size_t fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
+}
+
 static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t flags)
 {
     struct wk_stomp *st = conn;
@@ -536,20 +603,14 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
         H("reply-to", m.reply_to.p, m.reply_to.len);
     if (m.durable)
         H("persistent", "true", 4);
-    snprintf(numbuf[n], 32, "%u", m.priority);
-    H("priority", numbuf[n], strlen(numbuf[n]));
-    if (m.expiration) {
-        snprintf(numbuf[n], 32, "%" PRId64, m.expiration);
-        H("expires", numbuf[n], strlen(numbuf[n]));
-    }
-    snprintf(numbuf[n], 32, "%" PRId64, m.timestamp);
-    H("timestamp", numbuf[n], strlen(numbuf[n]));
+    H("priority", numbuf[n], fmt_u64(numbuf[n], m.priority));
+    if (m.expiration)
+        H("expires", numbuf[n], fmt_i64(numbuf[n], m.expiration));
+    H("timestamp", numbuf[n], fmt_i64(numbuf[n], m.timestamp));
     if (flags & MSGPROTO_F_REDELIVERED)
         H("redelivered", "true", 4);
-    if (d->delivery_count) {
-        snprintf(numbuf[n], 32, "%u", d->delivery_count);
-        H("redelivery-count", numbuf[n], strlen(numbuf[n]));
-    }
+    if (d->delivery_count)
+        H("redelivery-count", numbuf[n], fmt_u64(numbuf[n], d->delivery_count));
     while (n < DELIVER_HEADERS_MAX && hmsg_prop_next(&m, &pos, &p) == 1) {
         const char *name = (const char *)p.name.p;
         switch (p.type) {
@@ -557,8 +618,7 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
             H(name, p.v.bytes.p, p.v.bytes.len);
             break;
         case HMSG_PROP_INT64:
-            snprintf(numbuf[n], 32, "%" PRId64, p.v.i);
-            H(name, numbuf[n], strlen(numbuf[n]));
+            H(name, numbuf[n], fmt_i64(numbuf[n], p.v.i));
             break;
         case HMSG_PROP_DOUBLE:
             snprintf(numbuf[n], 32, "%.17g", p.v.d);
@@ -572,17 +632,27 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
         }
     }
 #undef H
-    snprintf(msgid, sizeof(msgid), "%" PRIu64 "-%" PRIu64, d->message_id, d->delivery);
-    snprintf(dest, sizeof(dest), "%s%.*s", m.routing == MSGPROTO_MULTICAST ? "/topic/" : "/queue/",
-             (int)m.address.len, (const char *)m.address.p);
+    const uint8_t *body = m.body.p;
+    size_t body_len = m.body.len;
+    static char amqp_fmt[4096];
+    if (m.body_type == HMSG_BODY_AMQP) /* from an AMQP producer: its body section's payload */
+        wk_amqp_stomp_payload(&m, amqp_fmt, sizeof(amqp_fmt), &body, &body_len);
+    size_t ml = fmt_u64(msgid, d->message_id);
+    msgid[ml++] = '-';
+    fmt_u64(msgid + ml, d->delivery);
+    const char *prefix = m.routing == MSGPROTO_MULTICAST ? "/topic/" : "/queue/";
+    size_t alen = m.address.len < sizeof(dest) - 8 ? m.address.len : sizeof(dest) - 8;
+    memcpy(dest, prefix, 7);
+    memcpy(dest + 7, m.address.p, alen);
+    dest[7 + alen] = '\0';
     struct stomp_delivery sd = {
         .subscription_id = sub->id,
         .message_id = msgid,
         .destination = dest,
         .headers = hs,
         .nheaders = n,
-        .body = m.body.p,
-        .body_len = m.body.len,
+        .body = body,
+        .body_len = body_len,
         .token = d->delivery,
     };
     int r = stomp_session_deliver(st->s, &sd);

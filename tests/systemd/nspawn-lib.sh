@@ -18,8 +18,9 @@
 
 NS_CACHE=${HAMQ_NSPAWN_CACHE:-/var/cache/hamq-test}
 NS_MIRROR=${HAMQ_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-# The runtime libraries of every hamq binary, plus what the tests use inside.
-NS_PKGS=systemd,systemd-sysv,dbus,libaio1,libinih1,libzmq5,libnl-3-200,libnl-route-3-200,libqpid-proton11,iproute2,procps
+# The runtime libraries of every hamq binary (sanitizer builds too), plus what
+# the tests use inside.
+NS_PKGS=systemd,systemd-sysv,dbus,libaio1,libinih1,libzmq5,libnl-3-200,libnl-route-3-200,libqpid-proton11,iproute2,procps,libasan8,libubsan1
 NS_RUN=${NS_RUN:-$(mktemp -d /tmp/hamq-nspawn.XXXXXX)}
 NS_STAGE=$NS_RUN/stage
 NS_NAMES=()
@@ -98,7 +99,7 @@ ns_exec() {
     shift
     l=$(ns_leader "$name") || ns_die "container $name is not running"
     nsenter -t "$l" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb SYSTEMD_PAGER= \
-        SYSTEMD_COLORS=0 "$@"
+        SYSTEMD_COLORS=0 "$@" </dev/null # never the caller's tty (a background job would stop)
 }
 
 # ns_wait NAME SECS CMD...: true as soon as CMD succeeds inside, false after SECS.

@@ -142,7 +142,7 @@ static int add_matching(struct sl_procs *ps, const char *name, pid_t ppid)
         if (*end || pid <= 0 || pid == (long)getpid())
             continue;
         char comm[32];
-        uint64_t t;
+        uint64_t t = 0;
         int pp;
         if (read_ticks((pid_t)pid, &t, comm, sizeof comm, &pp) < 0)
             continue;
@@ -182,7 +182,7 @@ void sl_procs_sample(struct sl_procs *ps, bool after)
 {
     for (size_t i = 0; i < ps->n; i++) {
         struct sl_proc *p = &ps->p[i];
-        uint64_t t;
+        uint64_t t = 0;
         if (read_ticks(p->pid, &t, NULL, 0, NULL) < 0) {
             p->gone = true;
             t = after ? p->ticks0 : 0;

@@ -272,6 +272,8 @@ static int prealloc_next(struct store *s)
         return r;
     }
     s->next_seq_ready = s->cur_seq + 1;
+    int fd;
+    (void)seg_wfd(s, s->next_seq_ready, &fd); /* opened now, not at the roll (retried there) */
     return 0;
 }
 

@@ -632,6 +632,11 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
         }
     }
 #undef H
+    const uint8_t *body = m.body.p;
+    size_t body_len = m.body.len;
+    static char amqp_fmt[4096];
+    if (m.body_type == HMSG_BODY_AMQP) /* from an AMQP producer: its body section's payload */
+        wk_amqp_stomp_payload(&m, amqp_fmt, sizeof(amqp_fmt), &body, &body_len);
     size_t ml = fmt_u64(msgid, d->message_id);
     msgid[ml++] = '-';
     fmt_u64(msgid + ml, d->delivery);
@@ -646,8 +651,8 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
         .destination = dest,
         .headers = hs,
         .nheaders = n,
-        .body = m.body.p,
-        .body_len = m.body.len,
+        .body = body,
+        .body_len = body_len,
         .token = d->delivery,
     };
     int r = stomp_session_deliver(st->s, &sd);

@@ -1,0 +1,89 @@
+/*
+ * worker_amqp — AMQP 1.0 connections of a worker (Qpid Proton C's
+ * pn_connection_driver inside the worker's own epoll loop: no proactor, no
+ * threads). Three parts:
+ *   worker_amqp.c       the wnet protocol, Proton events ⇄ msgproto records
+ *   worker_amqp_msg.c   the encoded AMQP message ⇄ hmsg (fields, properties,
+ *                       the raw sections kept intact, the header patched on
+ *                       redelivery, the body for STOMP consumers)
+ *   worker_amqp_sasl.c  SASL ANONYMOUS and PLAIN against [security] users_file
+ * The mapping rules for users are in daemons/README.md, "STOMP ↔ AMQP mapping".
+ */
+#ifndef HAMQ_WORKER_AMQP_H
+#define HAMQ_WORKER_AMQP_H
+
+#include <proton/codec.h>
+#include <proton/message.h>
+#include <proton/transport.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hamq/msgproto.h"
+
+/* ---- worker_amqp_msg.c ---- */
+
+/* What a producer's message becomes: the SEND record's fields and its hmsg. */
+struct wka_send {
+    uint8_t *hmsg;       /* malloc'd encoded hmsg (body_type AMQP, raw sections as body) */
+    size_t hmsg_len;
+    bool durable;
+    uint8_t priority;
+    int64_t expiration;  /* ms since epoch, 0 = never */
+    char address[1024];  /* the `to` field for the anonymous relay, else the link's */
+    uint8_t routing;     /* from x-opt-jms-dest for the relay, else the link's */
+    uint8_t dup_id[256]; /* _AMQ_DUPL_ID application property, if any */
+    uint32_t dup_len;
+};
+
+/*
+ * Decodes raw (one complete AMQP message as received in a transfer) and fills
+ * out. link_address NULL = anonymous relay (address from `to`). Returns 0,
+ * -EBADMSG (not a valid AMQP message: err says why), -EDESTADDRREQ (relay
+ * without `to`), -ENOMEM. scratch is a reusable pn_message_t.
+ */
+int wka_msg_from_amqp(pn_message_t *scratch, const uint8_t *raw, size_t len,
+                      const char *link_address, uint8_t link_routing, struct wka_send *out,
+                      char *err, size_t errlen);
+
+/*
+ * The bytes of a transfer for a delivered hmsg: an AMQP message kept intact
+ * (its header rewritten when delivery_count > 0), or one built from a STOMP
+ * message's fields. *out points at the bytes: into m->body, or into *buf
+ * (buf and cap: a growable buffer). Returns the length or -errno.
+ */
+ssize_t wka_msg_to_amqp(pn_message_t *scratch, const struct hmsg *m, uint32_t delivery_count,
+                        const char **out, char **buf, size_t *cap);
+
+/*
+ * For a STOMP consumer of an AMQP message: the payload of the body (a data
+ * section's bytes, an amqp-value string or binary; other values formatted
+ * as text into fmt). Points into m->body or into fmt.
+ */
+void wka_msg_payload(const struct hmsg *m, char *fmt, size_t fmtcap, const uint8_t **p,
+                     size_t *len);
+
+/* ---- worker_amqp_sasl.c ---- */
+
+struct wka_users;
+
+/*
+ * Loads a users file: one "user:password" per line; blank lines and lines
+ * starting with '#' ignored; the password is everything after the first ':'
+ * (it may contain ':'). NULL or "" path = no users (PLAIN always fails).
+ * Returns 0 or -errno with err naming the file and line.
+ */
+int wka_users_load(const char *path, struct wka_users **out, char *err, size_t errlen);
+void wka_users_free(struct wka_users *u);
+/* Constant-time compare of the password; true when user and password match. */
+bool wka_users_check(const struct wka_users *u, const char *user, size_t ulen, const char *pass,
+                     size_t plen);
+
+/*
+ * Installs our server SASL on a server transport: offers PLAIN (when users
+ * exist) and ANONYMOUS (when allowed); the outcome is decided here, not by
+ * Cyrus. users must outlive the transport.
+ */
+void wka_sasl_setup(pn_transport_t *t, const struct wka_users *users, bool allow_anonymous);
+
+#endif

@@ -128,7 +128,9 @@ static int open_listeners(struct worker *w)
     const struct {
         int port;
         enum wnet_kind kind;
-    } ports[] = {{w->cfg.port_all, WNET_SNIFF}, {w->cfg.port_stomp, WNET_STOMP}};
+    } ports[] = {{w->cfg.port_all, WNET_SNIFF},
+                 {w->cfg.port_stomp, WNET_STOMP},
+                 {w->cfg.port_amqp, WNET_AMQP}};
     char err[256];
 
     for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
@@ -162,7 +164,7 @@ static void on_status_timer(struct evloop *loop, void *ctx)
 int main(int argc, char **argv)
 {
     static struct worker w = {.bell_fd = -1, .core_bell_fd = -1};
-    struct wnet_proto stomp;
+    struct wnet_proto stomp, amqp;
     struct opts o = {0};
     char err[512], ident[32];
     int r;
@@ -185,6 +187,11 @@ int main(int argc, char **argv)
     }
     wk_stomp_init(&w, &stomp);
     wnet_set_proto(w.net, WNET_STOMP, &stomp);
+    if (wk_amqp_init(&w, &amqp, err, sizeof(err)) < 0) {
+        log_err("AMQP: %s", err);
+        return HAMQ_EXIT_CONFIG;
+    }
+    wnet_set_proto(w.net, WNET_AMQP, &amqp);
     if (open_listeners(&w) < 0)
         return HAMQ_EXIT_CONFIG;
     if ((r = wk_link_hello(&w)) < 0) {
@@ -210,6 +217,7 @@ int main(int argc, char **argv)
     }
     wnet_free(w.net);
     wk_link_close(&w);
+    wk_amqp_fini();
     evloop_free(w.loop);
     return w.exit_code;
 }

@@ -62,10 +62,6 @@
 enum core_kind { CORE_NONE = 0, CORE_STANDBY, CORE_LIVE };
 
 struct node {
-    struct hamq_config cfg;
-    struct sup_node_opts o;
-    char ctl_path[PATHLEN], notify_path[PATHLEN], lsn_path[PATHLEN], journal_bin[4200];
-    char parent_notify[PATHLEN];
     uint64_t watchdog_ms, watchdog_at_ms;
     struct evloop *loop;
     struct sup_hb *hb;
@@ -75,41 +71,45 @@ struct node {
     struct sup_systemd *sd;
     struct sup_child *core;
     struct ev_watch *core_watch;
+    uint64_t epoch;
+    uint64_t rewait_at_ms;
+    uint64_t writer_log_at_ms, silent_log_at_ms;
+    uint64_t t_start_ms; /* failover clock: peer lost, or lock acquired */
+    uint64_t t_peer_lost_ms;
+    uint64_t ack_seq;
+    uint64_t failback_next_ms;
+    uint64_t ctl_id, ctl_deadline_ms, ctl_t0_ms, ctl_old_epoch;
+    _Atomic uint64_t *lsn;
+    uint64_t holdoff_epoch; /* set by hold_off(): a live peer above it ends the wait */
+    struct hamq_config cfg;
+    struct sup_node_opts o;
     enum core_kind kind, want_kind;
+    int role;
+    int live_fd;
+    int wait_efd;
+    _Atomic int wait_result;
+    int notify_fd;
     bool core_replace;  /* deferred to the loop: free core, start want_kind */
     bool core_promoted; /* SIGUSR1 sent to this standby process */
     bool core_ready;    /* READY=1 from the core process */
     bool serving;       /* live and a worker said READY=1 (systemd: start job done) */
     bool frozen_killed;
-    int role;
     bool paused;
-    char pause_why[160];
     bool stop;
-    uint64_t epoch;
-    int live_fd;
     bool live_held;
-    int wait_efd;
     bool waiting;
-    _Atomic int wait_result;
-    uint64_t rewait_at_ms;
     bool writer_wait;
-    uint64_t writer_log_at_ms, silent_log_at_ms;
-    uint64_t t_start_ms; /* failover clock: peer lost, or lock acquired */
-    char cause[16];      /* start, failover, failback, handover */
-    char cause_peer[SUP_HB_NODE_ID_MAX];
-    uint64_t t_peer_lost_ms;
     bool demoting;
     bool owe_ack;
-    char ack_peer[SUP_HB_NODE_ID_MAX];
-    uint64_t ack_seq;
     bool ho_requested;
-    uint64_t failback_next_ms;
     bool ctl_wait;
-    uint64_t ctl_id, ctl_deadline_ms, ctl_t0_ms, ctl_old_epoch;
+    char ctl_path[PATHLEN], notify_path[PATHLEN], lsn_path[PATHLEN], journal_bin[4200];
+    char parent_notify[PATHLEN];
+    char pause_why[160];
+    char cause[16];      /* start, failover, failback, handover */
+    char cause_peer[SUP_HB_NODE_ID_MAX];
+    char ack_peer[SUP_HB_NODE_ID_MAX];
     char ctl_cmd[16];
-    _Atomic uint64_t *lsn;
-    int notify_fd;
-    uint64_t holdoff_epoch; /* set by hold_off(): a live peer above it ends the wait */
 };
 
 static uint64_t now_ms(void) { return evloop_now_ms(); }
@@ -895,7 +895,7 @@ static int notify_open(struct node *n, char *err, size_t errlen)
         snprintf(err, errlen, "%s: path too long for a unix socket", n->notify_path);
         return -ENAMETOOLONG;
     }
-    strcpy(a.sun_path, n->notify_path);
+    memcpy(a.sun_path, n->notify_path, strlen(n->notify_path) + 1);
     unlink(n->notify_path);
     n->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int one = 1;
@@ -1128,36 +1128,33 @@ static int map_lsn(struct node *n, char *err, size_t errlen)
 
 static int setup(struct node *n, char *err, size_t errlen)
 {
-    int r;
-    if ((r = store_ha_prepare(n->cfg.store, err, errlen)) < 0 ||
-        (r = store_ha_lock_selftest(n->cfg.store, err, errlen)) < 0)
+    int r = store_ha_prepare(n->cfg.store, err, errlen);
+    if (r == 0)
+        r = store_ha_lock_selftest(n->cfg.store, err, errlen);
+    if (r < 0)
         return r == -ENOLCK ? -ENOLCK : -ENOENT;
-    if ((r = setup_paths(n, err, errlen)) < 0 || (r = map_lsn(n, err, errlen)) < 0)
+    if (setup_paths(n, err, errlen) < 0 || map_lsn(n, err, errlen) < 0)
         return -EINVAL;
     n->live_fd = store_ha_live_open(n->cfg.store, err, errlen);
-    if (n->live_fd < 0)
-        return -ENOENT;
-    if ((r = store_ha_read_epoch(n->cfg.store, &n->epoch, err, errlen)) < 0)
+    if (n->live_fd < 0 || store_ha_read_epoch(n->cfg.store, &n->epoch, err, errlen) < 0)
         return -ENOENT;
     n->wait_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (n->wait_efd < 0 || (r = notify_open(n, err, errlen)) < 0)
+    if (n->wait_efd < 0 || notify_open(n, err, errlen) < 0)
         return -EIO;
     struct sup_hb_callbacks cb = {.ctx = n, .peer_change = hb_peer_change,
                                   .handover_request = hb_handover_request,
                                   .handover_result = hb_handover_result};
-    if ((r = sup_hb_new(&n->cfg, &cb, &n->hb, err, errlen)) < 0)
+    if (sup_hb_new(&n->cfg, &cb, &n->hb, err, errlen) < 0)
         return -EINVAL;
-    if ((r = sup_ctl_server_new(n->ctl_path, ctl_handler, n, &n->ctl, err, errlen)) < 0)
+    if (sup_ctl_server_new(n->ctl_path, ctl_handler, n, &n->ctl, err, errlen) < 0)
         return -EADDRINUSE;
     if (n->cfg.vip[0] &&
-        (r = sup_vip_new(n->cfg.vip, n->cfg.vip_interface, SUP_VIP_GARP_COUNT,
-                         SUP_VIP_GARP_INTERVAL_MS, &n->vip, err, errlen)) < 0)
-        return -EINVAL;
-    if (n->cfg.vip[0] && (r = sup_link_new(n->cfg.vip_interface, link_changed, n, &n->link, err,
-                                          errlen)) < 0)
+        (sup_vip_new(n->cfg.vip, n->cfg.vip_interface, SUP_VIP_GARP_COUNT,
+                     SUP_VIP_GARP_INTERVAL_MS, &n->vip, err, errlen) < 0 ||
+         sup_link_new(n->cfg.vip_interface, link_changed, n, &n->link, err, errlen) < 0))
         return -EINVAL;
     if (n->cfg.activation == CFG_ACTIVATION_SYSTEMD &&
-        (r = sup_systemd_new("hamq.target", sd_done, n, &n->sd, err, errlen)) < 0)
+        sup_systemd_new("hamq.target", sd_done, n, &n->sd, err, errlen) < 0)
         return -EHOSTDOWN;
     struct daemon_signals sig = {.on_term = on_term, .ctx = n};
     if (daemon_watch_signals(n->loop, &sig) < 0 ||

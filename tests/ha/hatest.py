@@ -69,6 +69,7 @@ class Node:
                 "--heartbeat-timeout", "%dms" % HB_TIMEOUT_MS,
                 "--frozen-timeout", str(HB_TIMEOUT_MS),
                 "--port-offset", str(self.offset), "--workers", "1",
+                "--instance", "ha%d_%s_%d" % (os.getpid(), self.id, self.offset),
                 "--run-dir", self.pair.run, "--log-level", "info"] + self.extra
 
     def start(self):
@@ -201,7 +202,7 @@ class Pair:
 
 def send_persistent(port, n, prefix, queue="/queue/ha", timeout=20):
     """Sends n persistent messages with receipts; returns the bodies receipted."""
-    c = stomp_conn(port)
+    c = connect(port)
     try:
         for i in range(n):
             c.send(queue, "%s-%d" % (prefix, i), headers={"persistent": "true",
@@ -213,9 +214,22 @@ def send_persistent(port, n, prefix, queue="/queue/ha", timeout=20):
         c.disconnect()
 
 
+def connect(port, attempts=10):
+    """A STOMP connection; retried like a failover client would (a dying worker of a
+    killed core may still accept on the SO_REUSEPORT port for a few ms)."""
+    import stomp
+    for i in range(attempts):
+        try:
+            return stomp_conn(port)
+        except stomp.exception.ConnectFailedException:
+            if i == attempts - 1:
+                raise
+            time.sleep(0.1)
+
+
 def drain(port, queue="/queue/ha", idle=1.0, timeout=30):
     """Consumes (client-individual acks) until the queue has been idle for `idle` s."""
-    c = stomp_conn(port)
+    c = connect(port)
     try:
         c.subscribe(queue, id="d", ack="client-individual")
         deadline = time.monotonic() + timeout

@@ -38,7 +38,7 @@ start_node() { # id role ns peer-ip
   ip netns exec "$3" setsid "$SUP" --node-id "$1" --role "$2" --store "$W/store" \
     --listen "tcp://0.0.0.0:61620" --peers "tcp://$4:61620" --workers 1 \
     --heartbeat-interval 50ms --heartbeat-timeout 500ms --vip $VIP/32 --vip-interface eth0 \
-    --run-dir "$W/run" >>"$W/$1.log" 2>&1 </dev/null &
+    --instance "vip$$-$1" --run-dir "$W/run" >>"$W/$1.log" 2>&1 </dev/null &
   PIDS="$PIDS $!"
   eval "PID_$1=$!"
   disown $!

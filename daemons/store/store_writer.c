@@ -21,11 +21,13 @@
  * on ext4 the kernel implements RWF_DSYNC as "write, then the same flush as
  * fdatasync" (and segments are fresh fallocated extents, so every batch also
  * commits their unwritten->written conversion). STORE_SYNC_DEFAULT picks FDATASYNC:
- * `journal_bench --sync-compare 5` on this machine's ext4/virtio disk measured
- * write+FDSYNC at least as fast as RWF_DSYNC in median latency and in appends/s with
- * 1 and 256 appenders (figures in daemons/store/README.md), contrary to the raw
- * single-write figures of platform.md, and it matches the config default
- * ([journal] sync = fdatasync).
+ * over 8 runs of journal_bench (full and --sync-compare) on this machine's shared
+ * ext4/virtio disk, write+FDSYNC had the lower p50 latency in 5 and the higher
+ * appends/s in most of the 1/16/256-appender columns, though runs differ among
+ * themselves more than the two modes do (RWF_DSYNC avoids one wake-up of the aio
+ * fsync worker and won the runs under the heaviest load). It also matches the
+ * config default ([journal] sync = fdatasync); `[journal] sync = dsync` selects
+ * the other. Figures in daemons/store/README.md.
  *
  * Fallback: where open(O_DIRECT) is refused (EINVAL) or the store is on tmpfs
  * (which accepts O_DIRECT but never runs it asynchronously and checks no alignment),

@@ -190,6 +190,15 @@ class Pair:
     def __exit__(self, *exc):
         for nd in self.nodes:
             nd.stop()
+        bad = [nd for nd in self.nodes if os.path.exists(nd.logpath) and any(
+            m in nd.log() for m in ("AddressSanitizer", "LeakSanitizer", "runtime error:"))]
+        if bad and exc[0] is None:
+            for nd in bad:
+                for l in nd.log().splitlines():
+                    print("# " + l[:300])
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise AssertionError("sanitizer report in the log of " + ", ".join(
+                nd.id for nd in bad))
         if exc[0] is not None:
             for nd in self.nodes:
                 if os.path.exists(nd.logpath):

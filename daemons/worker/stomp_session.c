@@ -6,7 +6,10 @@
  *    so pending deliveries of a removed subscription can never match a new one
  *    with the same id);
  *  - pend: deliveries sent on client/client-individual subscriptions and not yet
- *    acked, in delivery order (so "client" acks are cumulative by position);
+ *    acked, in delivery order (so "client" acks are cumulative by position); the
+ *    live ones are pend[pend_head .. pend_head + npend), so an ack of the oldest
+ *    (the usual order) is O(1) instead of moving every later entry; the array is
+ *    compacted to pend_head = 0 by any other removal and before it grows;
  *  - txs: open transaction ids;
  *  - out: bytes for the peer, drained from out_head by the worker.
  */
@@ -42,7 +45,7 @@ struct stomp_session {
     size_t nsubs, subs_cap;
     uint64_t next_serial;
     struct sess_pend *pend;
-    size_t npend, pend_cap;
+    size_t pend_head, npend, pend_cap;
     char **txs;
     size_t ntx, tx_cap;
     char *disconnect_receipt;
@@ -201,16 +204,24 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
+/* The i-th live pending delivery (0 = oldest). */
+static struct sess_pend *pend_at(const struct stomp_session *s, size_t i)
+{
+    return &s->pend[s->pend_head + i];
+}
+
 static void drop_pending_of(struct stomp_session *s, uint64_t serial)
 {
     size_t o = 0;
     for (size_t i = 0; i < s->npend; i++) {
-        if (s->pend[i].sub_serial == serial)
-            free(s->pend[i].message_id);
+        struct sess_pend *p = pend_at(s, i);
+        if (p->sub_serial == serial)
+            free(p->message_id);
         else
-            s->pend[o++] = s->pend[i];
+            s->pend[o++] = *p; /* o <= pend_head + i: never overwrites an unread entry */
     }
     s->npend = o;
+    s->pend_head = 0;
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -250,7 +261,7 @@ void stomp_session_free(struct stomp_session *s)
     for (size_t i = 0; i < s->nsubs; i++)
         free(s->subs[i].id);
     for (size_t i = 0; i < s->npend; i++)
-        free(s->pend[i].message_id);
+        free(pend_at(s, i)->message_id);
     for (size_t i = 0; i < s->ntx; i++)
         free(s->txs[i]);
     free(s->subs);
@@ -547,7 +558,7 @@ static int on_unsubscribe(struct stomp_session *s, const struct stomp_frame *f)
 static size_t find_pending(const struct stomp_session *s, const char *mid)
 {
     for (size_t i = 0; i < s->npend; i++)
-        if (strcmp(s->pend[i].message_id, mid) == 0)
+        if (strcmp(pend_at(s, i)->message_id, mid) == 0)
             return i;
     return SIZE_MAX;
 }
@@ -570,29 +581,37 @@ static const char *ack_id(const struct stomp_session *s, const struct stomp_fram
 static long collect_tokens(struct stomp_session *s, size_t idx, bool cumulative)
 {
     size_t n = 0;
-    uint64_t serial = s->pend[idx].sub_serial;
+    uint64_t serial = pend_at(s, idx)->sub_serial;
     for (size_t i = cumulative ? 0 : idx; i <= idx; i++) {
-        if (s->pend[i].sub_serial != serial)
+        if (pend_at(s, i)->sub_serial != serial)
             continue;
         if (grow((void **)&s->toks, &s->toks_cap, n, sizeof(*s->toks)) < 0)
             return -ENOMEM;
-        s->toks[n++] = s->pend[i].token;
+        s->toks[n++] = pend_at(s, i)->token;
     }
     return (long)n;
 }
 
 static void remove_acked(struct stomp_session *s, size_t idx, bool cumulative)
 {
-    uint64_t serial = s->pend[idx].sub_serial;
+    if (idx == 0) { /* the oldest: covers itself alone, whatever the mode */
+        free(pend_at(s, 0)->message_id);
+        s->npend--;
+        s->pend_head = s->npend ? s->pend_head + 1 : 0;
+        return;
+    }
+    uint64_t serial = pend_at(s, idx)->sub_serial;
     size_t o = 0;
     for (size_t i = 0; i < s->npend; i++) {
-        bool covered = i <= idx && (cumulative || i == idx) && s->pend[i].sub_serial == serial;
+        struct sess_pend *p = pend_at(s, i);
+        bool covered = i <= idx && (cumulative || i == idx) && p->sub_serial == serial;
         if (covered)
-            free(s->pend[i].message_id);
+            free(p->message_id);
         else
-            s->pend[o++] = s->pend[i];
+            s->pend[o++] = *p; /* o <= pend_head + i: never overwrites an unread entry */
     }
     s->npend = o;
+    s->pend_head = 0;
 }
 
 static int on_ack(struct stomp_session *s, const struct stomp_frame *f)
@@ -612,7 +631,8 @@ static int on_ack(struct stomp_session *s, const struct stomp_frame *f)
     if (check_tx(s, f, &ai.transaction) < 0)
         return -EPROTO;
     size_t idx = find_pending(s, mid);
-    const struct sess_sub *sub = idx == SIZE_MAX ? NULL : sub_by_serial(s, s->pend[idx].sub_serial);
+    const struct sess_sub *sub =
+        idx == SIZE_MAX ? NULL : sub_by_serial(s, pend_at(s, idx)->sub_serial);
     if (!sub || (subid && strcmp(subid, sub->id) != 0))
         return violation(s, f, "%s of unknown message '%.64s'", cmd, mid);
     bool cumulative = sub->ack == STOMP_ACK_CLIENT;
@@ -892,7 +912,12 @@ int stomp_session_deliver(struct stomp_session *s, const struct stomp_delivery *
     bool acked = sub->ack != STOMP_ACK_AUTO;
     uint64_t serial = sub->serial;
     char *mid = acked ? strdup(d->message_id) : NULL;
-    if (acked && (!mid || grow((void **)&s->pend, &s->pend_cap, s->npend, sizeof(*s->pend)) < 0)) {
+    if (acked && s->pend_head && s->pend_head + s->npend == s->pend_cap) {
+        memmove(s->pend, pend_at(s, 0), s->npend * sizeof(*s->pend));
+        s->pend_head = 0;
+    }
+    if (acked && (!mid || grow((void **)&s->pend, &s->pend_cap, s->pend_head + s->npend,
+                               sizeof(*s->pend)) < 0)) {
         free(mid);
         return -ENOMEM;
     }
@@ -902,7 +927,7 @@ int stomp_session_deliver(struct stomp_session *s, const struct stomp_delivery *
         return r;
     }
     if (acked)
-        s->pend[s->npend++] = (struct sess_pend){mid, serial, d->token};
+        s->pend[s->pend_head + s->npend++] = (struct sess_pend){mid, serial, d->token};
     return 0;
 }
 

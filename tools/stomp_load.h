@@ -77,10 +77,10 @@ struct sl_opts {
     unsigned prefetch; /* per consumer */
     size_t size;
     bool persistent;
-    double duration;   /* s; 0 = count bounded */
-    uint64_t count;    /* messages to produce (or consume when no producers) */
-    double idle_s;     /* consumers stop after this long without a message once done */
-    double grace_s;    /* after the end, wait this long for receipts/messages */
+    double duration; /* s; 0 = count bounded */
+    uint64_t count;  /* messages to produce (or consume when no producers) */
+    double idle_s;   /* consumers stop after this long without a message once done */
+    double grace_s;  /* after the end, wait this long for receipts/messages */
     bool verbose;
 };
 

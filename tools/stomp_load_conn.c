@@ -30,8 +30,8 @@
 #include "stomp_codec.h"
 #include "stomp_load.h"
 
-#define OUT_LOW    (256u * 1024u) /* stop adding SENDs above this many unwritten bytes */
-#define READ_CHUNK (256u * 1024u)
+#define OUT_LOW            (256u * 1024u) /* stop adding SENDs above this many unwritten bytes */
+#define READ_CHUNK         (256u * 1024u)
 #define MAX_ERRORS_PRINTED 5
 
 enum conn_state { CS_WAIT_CONNECTED, CS_RUNNING, CS_CLOSED };
@@ -516,8 +516,8 @@ static void run_loop(struct loop *l)
         if (l->stop_sending && !hard_end)
             hard_end = now + grace + (uint64_t)(o->idle_s * 1e9);
         if (hard_end && now >= hard_end) {
-            note_error(l, "gave up waiting for receipts or messages after the grace time%s%s",
-                       NULL, NULL);
+            note_error(l, "gave up waiting for receipts or messages after the grace time%s%s", NULL,
+                       NULL);
             break;
         }
         event_round(l, 10);
@@ -572,8 +572,8 @@ int sl_run(const struct sl_opts *o, struct sl_result *res)
         uint64_t quota = 0;
         if (prod) {
             size_t pi = i - o->consumers;
-            quota = !o->count ? UINT64_MAX
-                              : o->count / o->producers + (pi < o->count % o->producers);
+            quota =
+                !o->count ? UINT64_MAX : o->count / o->producers + (pi < o->count % o->producers);
         }
         r = conn_open(&l, &l.c[i], prod, quota);
         if (r < 0 && r != -ECONNREFUSED && r != -EINVAL)

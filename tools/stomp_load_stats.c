@@ -101,7 +101,8 @@ static int read_ticks(pid_t pid, uint64_t *ticks, char *name, size_t name_len, i
     }
     unsigned long long ut = 0, st = 0;
     int ppid = 0;
-    /* after ") ": state(3) ppid(4) pgrp sess tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    /* after ") ": state(3) ppid(4) pgrp sess tty tpgid flags minflt cminflt majflt cmajflt utime
+     * stime */
     if (sscanf(close_p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ppid, &ut,
                &st) != 3)
         return -EIO;

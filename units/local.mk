@@ -13,6 +13,7 @@ hamq_unit_templates = units/hamq-journal.service.in units/hamq-supervisor.servic
 hamq_units_built = units/hamq-journal.service units/hamq-supervisor.service \
 	units/hamq-worker@.service
 firewalld_servicedir = $(prefix)/lib/firewalld/services
+polkit_rulesdir = $(datadir)/polkit-1/rules.d
 hamqconfdir = $(sysconfdir)/hamq
 
 # RestartPreventExitStatus= comes from the one list in exitcodes.h.
@@ -29,14 +30,20 @@ units/hamq-worker@.service: $(top_srcdir)/units/hamq-worker@.service.in $(top_sr
 
 # Man pages: the binaries' --help through help2man, and hamq.conf(5) from the
 # documented example. Generated (never edited by hand), so they cannot drift.
-hamq_man8 = man/hamq-journal.8 man/hamq-worker.8
-man_MANS = $(hamq_man8) man/hamq.conf.5
+man_MANS = man/hamq-journal.8 man/hamq-worker.8 man/hamq-supervisor.8 \
+	man/hamq-supervisorctl.1 man/hamq.conf.5
 man/hamq-journal.8: daemons/hamq-journal$(EXEEXT)
 	$(AM_V_GEN)$(MKDIR_P) man && $(HELP2MAN) --no-info --section=8 \
 	  --name='hamq broker core: store, routing, dispatch' --output=$@ ./daemons/hamq-journal$(EXEEXT)
 man/hamq-worker.8: daemons/hamq-worker$(EXEEXT)
 	$(AM_V_GEN)$(MKDIR_P) man && $(HELP2MAN) --no-info --section=8 \
 	  --name='hamq protocol worker (STOMP, AMQP clients)' --output=$@ ./daemons/hamq-worker$(EXEEXT)
+man/hamq-supervisor.8: supervisor/hamq-supervisor$(EXEEXT)
+	$(AM_V_GEN)$(MKDIR_P) man && $(HELP2MAN) --no-info --section=8 \
+	  --name='hamq HA agent: heartbeats, failover, fencing, VIP' --output=$@ ./supervisor/hamq-supervisor$(EXEEXT)
+man/hamq-supervisorctl.1: supervisor/hamq-supervisorctl$(EXEEXT)
+	$(AM_V_GEN)$(MKDIR_P) man && $(HELP2MAN) --no-info --section=1 \
+	  --name='control a hamq-supervisor: status, failover, failback' --output=$@ ./supervisor/hamq-supervisorctl$(EXEEXT)
 man/hamq.conf.5: $(top_srcdir)/units/hamq.conf $(top_srcdir)/units/hamq-conf-man.awk
 	$(AM_V_GEN)$(MKDIR_P) man && $(AWK) -v version='$(PACKAGE_VERSION)' \
 	  -f $(top_srcdir)/units/hamq-conf-man.awk $(top_srcdir)/units/hamq.conf >$@.tmp && mv $@.tmp $@
@@ -53,7 +60,8 @@ uninstall-local: hamq-uninstall-units
 # is still the unmodified example.
 hamq-install-units:
 	$(MKDIR_P) '$(DESTDIR)$(SYSTEMD_UNITDIR)' '$(DESTDIR)$(SYSUSERS_DIR)' \
-	  '$(DESTDIR)$(TMPFILES_DIR)' '$(DESTDIR)$(firewalld_servicedir)' '$(DESTDIR)$(hamqconfdir)'
+	  '$(DESTDIR)$(TMPFILES_DIR)' '$(DESTDIR)$(firewalld_servicedir)' '$(DESTDIR)$(hamqconfdir)' \
+	  '$(DESTDIR)$(polkit_rulesdir)'
 	@for t in $(hamq_unit_templates); do \
 	  u=`basename $$t .in`; \
 	  echo " GEN+INSTALL $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u"; \
@@ -65,6 +73,7 @@ hamq-install-units:
 	$(INSTALL_DATA) $(top_srcdir)/units/sysusers.d/hamq.conf '$(DESTDIR)$(SYSUSERS_DIR)/hamq.conf'
 	$(INSTALL_DATA) $(top_srcdir)/units/tmpfiles.d/hamq.conf '$(DESTDIR)$(TMPFILES_DIR)/hamq.conf'
 	$(INSTALL_DATA) $(top_srcdir)/units/firewalld/hamq.xml '$(DESTDIR)$(firewalld_servicedir)/hamq.xml'
+	$(INSTALL_DATA) $(top_srcdir)/units/polkit/hamq.rules '$(DESTDIR)$(polkit_rulesdir)/hamq.rules'
 	@if test -e '$(DESTDIR)$(hamqconfdir)/hamq.conf'; then \
 	  echo " KEEP $(DESTDIR)$(hamqconfdir)/hamq.conf (exists; the example is not installed over it)"; \
 	else \
@@ -76,7 +85,7 @@ hamq-uninstall-units:
 	for u in hamq-journal.service hamq-supervisor.service hamq-worker@.service hamq.target; do \
 	  rm -f '$(DESTDIR)$(SYSTEMD_UNITDIR)/'$$u; done
 	rm -f '$(DESTDIR)$(SYSUSERS_DIR)/hamq.conf' '$(DESTDIR)$(TMPFILES_DIR)/hamq.conf' \
-	  '$(DESTDIR)$(firewalld_servicedir)/hamq.xml'
+	  '$(DESTDIR)$(firewalld_servicedir)/hamq.xml' '$(DESTDIR)$(polkit_rulesdir)/hamq.rules'
 	if cmp -s $(top_srcdir)/units/hamq.conf '$(DESTDIR)$(hamqconfdir)/hamq.conf'; then \
 	  rm -f '$(DESTDIR)$(hamqconfdir)/hamq.conf'; fi
 
@@ -85,7 +94,7 @@ AM_DISTCHECK_CONFIGURE_FLAGS = SYSTEMD_UNITDIR='$$dc_install_base/lib/systemd/sy
 	SYSUSERS_DIR='$$dc_install_base/lib/sysusers.d' TMPFILES_DIR='$$dc_install_base/lib/tmpfiles.d'
 
 EXTRA_DIST += $(hamq_unit_templates) units/hamq.target units/sysusers.d/hamq.conf \
-	units/tmpfiles.d/hamq.conf units/firewalld/hamq.xml units/hamq.conf \
+	units/tmpfiles.d/hamq.conf units/firewalld/hamq.xml units/polkit/hamq.rules units/hamq.conf \
 	units/hamq-conf-man.awk units/README.md hamq.spec
 
 # Tests: the example config and the man pages on the host; the units'
@@ -94,7 +103,8 @@ EXTRA_DIST += $(hamq_unit_templates) units/hamq.target units/sysusers.d/hamq.con
 check_PROGRAMS += tests/systemd/conf_dump
 tests_systemd_conf_dump_LDADD = $(HAMQ_COMMON_LIBS)
 hamq_systemd_tests = tests/systemd/conf_example.sh tests/systemd/man_pages.sh \
-	tests/systemd/units_security.sh tests/systemd/service_journal.sh tests/systemd/rpm_build.sh
+	tests/systemd/units_security.sh tests/systemd/service_journal.sh \
+	tests/systemd/service_supervisor.sh tests/systemd/rpm_build.sh
 TESTS += $(hamq_systemd_tests)
 check_DATA = $(hamq_units_built) $(man_MANS)
 EXTRA_DIST += $(hamq_systemd_tests) tests/systemd/nspawn-lib.sh tests/systemd/stomp_probe.py \

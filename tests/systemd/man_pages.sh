@@ -15,7 +15,7 @@ check_page() { # page: renders cleanly
         { echo "$w"; not "$(basename "$1") renders without warnings"; }
 }
 
-for bin in daemons/hamq-journal daemons/hamq-worker; do
+for bin in daemons/hamq-journal daemons/hamq-worker supervisor/hamq-supervisor supervisor/hamq-supervisorctl; do
     name=$(basename $bin)
     page=$(ls "$B"/man/"$name".[18] 2>/dev/null | head -n1)
     [ -n "$page" ] || { not "$name has a man page in $B/man"; continue; }

@@ -20,7 +20,7 @@ NS_CACHE=${HAMQ_NSPAWN_CACHE:-/var/cache/hamq-test}
 NS_MIRROR=${HAMQ_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # The runtime libraries of every hamq binary (sanitizer builds too), plus what
 # the tests use inside.
-NS_PKGS=systemd,systemd-sysv,dbus,libaio1,libinih1,libzmq5,libnl-3-200,libnl-route-3-200,libqpid-proton11,iproute2,procps,libasan8,libubsan1
+NS_PKGS=systemd,systemd-sysv,dbus,libaio1,libinih1,libzmq5,libnl-3-200,libnl-route-3-200,libqpid-proton11,iproute2,procps,libasan8,libubsan1,polkitd,libpam-systemd
 NS_RUN=${NS_RUN:-$(mktemp -d /tmp/hamq-nspawn.XXXXXX)}
 NS_STAGE=$NS_RUN/stage
 NS_NAMES=()

@@ -4,7 +4,8 @@
   stomp_probe.py PORT send QUEUE BODY   send one persistent message, wait for
                                         its RECEIPT (sent once it is durable)
   stomp_probe.py PORT recv QUEUE BODY   subscribe (client ack), wait for a
-                                        message whose body is BODY, ack it
+                                        message whose body is BODY, ack it and
+                                        wait for the ACK's receipt
 
 Connects to 127.0.0.1:PORT; each step is bounded (10 s). Exit 0 on success,
 1 with the reason on stderr otherwise.
@@ -34,7 +35,9 @@ def main():
                      "message %r" % body)
             if not col.errors:
                 m = [m for m in col.messages if m.body == body][0]
-                c.ack(m.headers["ack"] if "ack" in m.headers else m.headers["message-id"], "s1")
+                # STOMP 1.2: ACK id = the MESSAGE's ack header; wait for its receipt
+                c.ack(m.headers["ack"], receipt="a1")
+                col.wait(lambda: "a1" in col.receipts or col.errors, 10, "the ACK's receipt")
         if col.errors:
             print("ERROR frame: %s" % col.errors[0].body, file=sys.stderr)
             return 1

@@ -260,5 +260,5 @@ def drain(port, queue="/queue/ha", idle=1.0, timeout=30):
         c.disconnect()
 
 
-def figure(name, value_ms):
-    print("# FIGURE %s: %s ms" % (name, value_ms), flush=True)
+def figure(name, value, unit="ms"):
+    print("# FIGURE %s: %s %s" % (name, value, unit), flush=True)

@@ -4,7 +4,9 @@
 # live. A STOMP client in the client namespace sends durable messages through
 # the VIP; node1 is killed (kill -9 of its whole process group); node2 takes
 # over, adds the VIP with gratuitous ARPs, and the client reaches the broker
-# through the same VIP address and gets every receipted message. Root only.
+# through the same VIP address and gets every receipted message. Then a
+# partition (node2's link down): node2 stays backup while node1 holds the lock,
+# and after the heal both see each other again with one live. Root only.
 set -u
 . "${HAMQ_SRCDIR:-.}/tests/ha/lib.sh"
 need_netns
@@ -112,4 +114,17 @@ echo "7. planned failover back to node1: the VIP follows"
 wait_role node1 live/yes/yes 20 || fail "node1 not live after failover"
 wait_role node2 backup/no/no 20 || fail "node2 did not demote"
 ip -n $N2 addr show eth0 | grep -q "inet $VIP/" && fail "node2 kept the VIP after demotion"
+echo "8. partition (node2's link down, the store still shared): node2 stays backup"
+FOUND=$(grep -c "peer node1 found" "$W/node2.log")
+ip -n $N2 link set eth0 down
+wait_for "$W/node2.log" "peer node1 lost" 10 || fail "node2 did not lose node1"
+wait_for "$W/node2.log" "no live peer is heard, but live.lock is still held" 10 ||
+  fail "node2 did not say why it stays backup"
+[ "$(role node2)" = backup/no/no ] || fail "node2 is $(role node2) during the partition"
+[ "$(role node1)" = live/yes/yes ] || fail "node1 is $(role node1) during the partition"
+echo "9. heal: both see each other again, still one live"
+ip -n $N2 link set eth0 up
+wait_for "$W/node2.log" "peer node1 found" 15 $((FOUND + 1)) || fail "node2 does not see node1 again"
+[ "$(role node2)" = backup/no/no ] && [ "$(role node1)" = live/yes/yes ] ||
+  fail "after the heal: node1 $(role node1), node2 $(role node2)"
 echo "PASS"

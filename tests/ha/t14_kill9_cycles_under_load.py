@@ -53,7 +53,7 @@ def resend(port, bodies):
         c.disconnect()
 
 
-def test_kill9_cycles_under_load_lose_no_receipted_message_and_serve_none_twice():
+def test_kill9_cycles_under_load_lose_no_receipted_message_and_duplicate_only_resends():
     with Pair().start() as p:
         all_sent, total_resent, times = [], 0, []
         nxt = 0

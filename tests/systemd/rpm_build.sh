@@ -26,8 +26,11 @@ for f in /usr/sbin/hamq-journal /usr/sbin/hamq-worker /usr/sbin/hamq-supervisor 
          /usr/lib/systemd/system/hamq-worker@.service /usr/lib/systemd/system/hamq.target \
          /usr/lib/systemd/system/hamq-supervisor.service /usr/lib/sysusers.d/hamq.conf \
          /usr/lib/tmpfiles.d/hamq.conf /usr/lib/firewalld/services/hamq.xml /etc/hamq/hamq.conf \
-         /usr/share/man/man8/hamq-journal.8.gz /usr/share/man/man5/hamq.conf.5.gz; do
-    printf '%s\n' "$files" | grep -qx -- "$f" && echo "ok - the package has $f" ||
+         /usr/share/man/man8/hamq-journal.8 /usr/share/man/man8/hamq-supervisor.8 \
+         /usr/share/man/man1/hamq-supervisorctl.1 /usr/share/man/man5/hamq.conf.5 \
+         /usr/share/doc/hamq/README.units.md; do
+    # man pages are gzipped by rpm's brp-compress on Fedora (it fails under dash on Debian)
+    printf '%s\n' "$files" | grep -qxE -- "$f(\.gz)?" && echo "ok - the package has $f" ||
         { echo "not ok - the package has $f"; fail=1; }
 done
 rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$pkg" 2>/dev/null | grep -q '^cn /etc/hamq/hamq.conf$' &&

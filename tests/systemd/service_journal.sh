@@ -61,17 +61,7 @@ out=$(inside systemd-analyze verify --man=no hamq-journal.service hamq-worker@0.
 echo "$out" | sed 's/^/# verify: /'
 check "systemd-analyze verify accepts the installed units" '[ -z "$out" ]'
 
-# A sanitizer build: LeakSanitizer needs ptrace, which the hardened units
-# forbid (seccomp, PrivateUsers), and would turn every exit into status 1.
-# Leaks are checked by the host tests; here only ASan/UBSan proper stay on.
-if ldd "$HAMQ_BUILDDIR/daemons/hamq-journal" | grep -q libasan; then
-    for u in hamq-journal.service hamq-worker@.service; do
-        inside mkdir -p /run/systemd/system/$u.d
-        inside sh -c "printf '[Service]\nEnvironment=ASAN_OPTIONS=detect_leaks=0\n' >/run/systemd/system/$u.d/asan.conf"
-    done
-    inside systemctl daemon-reload
-    ns_log "sanitizer build: ASAN_OPTIONS=detect_leaks=0 for the units"
-fi
+ns_sanitizer_dropins "$C" hamq-journal.service hamq-worker@.service
 
 # --- the broker starts and serves --------------------------------------------
 all_up() { ns_wait "$C" 30 sh -c '[ "$(systemctl is-active hamq-journal hamq-worker@0 hamq-worker@1 | sort -u)" = active ]'; }

@@ -75,6 +75,7 @@ conf() { # conf NODE ROLE LISTEN PEER
         'heartbeat_interval = 100ms' 'heartbeat_timeout = 1s' >/etc/hamq/hamq.conf"
     on "$1" systemd-sysusers >/dev/null 2>&1
     on "$1" systemd-tmpfiles --create >/dev/null 2>&1
+    ns_sanitizer_dropins "$1" hamq-supervisor.service hamq-journal.service hamq-worker@.service
 }
 conf "$A" primary $((61720 + K)) $((61721 + K))
 conf "$B" backup $((61721 + K)) $((61720 + K))

@@ -86,11 +86,19 @@ wait_port_free() {
 HAMQ_PID=
 start_hamq() {
     rm -rf "$DIR/hamq-store"
+    # An offset whose three ports nobody listens on (tests pick random offsets).
+    local o
+    for o in $HAMQ_OFF $(shuf -i 100-999 -n 30); do
+        if ! port_listening $((61616 + o)) && ! port_listening $((61613 + o)) &&
+            ! port_listening $((5672 + o)); then
+            HAMQ_OFF=$o; break
+        fi
+    done
     "$JOURNAL" --store "$DIR/hamq-store" --spawn-workers "$WORKERS" --port-offset $HAMQ_OFF \
         --instance "bench$$" >>"$LOG" 2>&1 &
     HAMQ_PID=$!
     PORT=$((61613 + HAMQ_OFF)); TREE=$HAMQ_PID
-    wait_port $PORT 20
+    wait_port $PORT 20 && sleep 0.5 && kill -0 "$HAMQ_PID" 2>/dev/null
 }
 stop_hamq() {
     [ -n "$HAMQ_PID" ] || return 0
@@ -177,6 +185,7 @@ run() {
     out=$(timeout 90 "$LOAD" --port "$PORT" --tree "$TREE" --label "$b.$name" "$@" 2>&1)
     local rc=$?
     echo "$out" | tee -a "$LOG" | sed 's/^/    /'
+    echo "$out" >"$DIR/last.$b.$name"
     [ $rc -eq 0 ] || say "    (exit status $rc)"
     local line; line=$(echo "$out" | grep '^RESULT ' | tail -1)
     eval "R_${b}_${name}_produce_count=\$(val \"\$line\" produced)"
@@ -279,7 +288,6 @@ row "sync W=1 (msgs/s)" sync produce_mps "" "" ""
 r=$(ratio "$(get hamq np produce_mps)" "$(get activemq np produce_mps)")
 row "non-persistent W=1000 x4 (msgs/s)" np produce_mps ">= 5x ActiveMQ" "$r" "$(verdict "$r" '>=' 5)"
 r=$(ratio "$(get hamq drain consume_mps)" "$(get rabbitmq drain consume_mps)")
-echo "(drain: stored durable messages drained by 1 consumer: hamq ${STORED_hamq:--}, ActiveMQ ${STORED_activemq:--}, RabbitMQ ${STORED_rabbitmq:--} stored, at most ${DRAIN_N} or 20 s of filling)"
 row "drain stored durable (msgs/s)" drain consume_mps ">= 5x RabbitMQ" "$r" "$(verdict "$r" '>=' 5)"
 r=$(ratio "$PC_hamq" "$PC_rabbitmq")
 printf "%-34s %10s %10s %10s   %-22s %7s %s\n" "produce+consume durable (msgs/s)" "$PC_hamq" \
@@ -293,5 +301,18 @@ for l in dur sync np fill drain pc; do
 done
 echo "load generator CPU per message (µs): hamq dur $(get hamq dur self_cpu_us_per_msg)," \
      "np $(get hamq np self_cpu_us_per_msg); errors: hamq $(get hamq dur errors)/$(get hamq np errors)"
+echo "drain: durable messages stored then drained by 1 consumer: hamq ${STORED_hamq:--}," \
+     "ActiveMQ ${STORED_activemq:--}, RabbitMQ ${STORED_rabbitmq:--} (at most ${DRAIN_N} or 20 s of filling)"
+echo
+echo "CPU by process, µs per message (the last run of each load)"
+for b in $RAN; do
+    for l in dur np drain pc; do
+        f="$DIR/last.$b.$l"
+        [ -f "$f" ] || continue
+        printf "  %-9s %-6s %s\n" "$b" "$l" "$(awk '/^CPU over/ {on=1; next} on && /^errors/ {on=0}
+            on && NF >= 5 && $1 != "broker" && $1 != "hamq-stomp-load" && $(NF) > 0 {printf "%s[%s] %s  ", $1, $2, $(NF)}
+            on && $1 == "hamq-stomp-load" {printf "load-generator %s", $(NF)}' "$f")"
+    done
+done
 echo "brokers run:${RAN:- none}; full output in $LOG"
 } | tee -a "$LOG"

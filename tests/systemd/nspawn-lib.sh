@@ -84,8 +84,12 @@ ns_rootfs() {
 ns_stage() {
     [ -d "$NS_STAGE/usr/sbin" ] && return 0
     rm -rf "$NS_STAGE"
+    # The distribution's directories, whatever configure chose (distcheck
+    # puts them under its own prefix).
     make -s -C "$HAMQ_BUILDDIR" install DESTDIR="$NS_STAGE" prefix=/usr exec_prefix=/usr \
-        sysconfdir=/etc localstatedir=/var >"$NS_RUN/install.log" 2>&1 ||
+        sysconfdir=/etc localstatedir=/var SYSTEMD_UNITDIR=/usr/lib/systemd/system \
+        SYSUSERS_DIR=/usr/lib/sysusers.d TMPFILES_DIR=/usr/lib/tmpfiles.d \
+        >"$NS_RUN/install.log" 2>&1 ||
         { cat "$NS_RUN/install.log"; ns_die "make install DESTDIR=$NS_STAGE failed"; }
 }
 

@@ -51,4 +51,15 @@ fi
 undoc=$(awk '/^#[a-z_]+ =/{ if (prev !~ /^#/) print FILENAME": "$0 } {prev=$0}' "$EX")
 [ -z "$undoc" ] && ok "every key has a description" || { echo "$undoc"; not "every key has a description"; }
 
+# 5. The firewalld service opens exactly the default ports of the config:
+#    every client port and the HA heartbeat port of [ha] listen.
+want=$(sed -nE 's/^(port|stomp_port|amqp_port) = ([0-9]+)$/\2/p; s/^listen = .*:([0-9]+)$/\1/p' "$T/defaults" | sort -n | tr '\n' ' ')
+got=$(/usr/bin/python3 -c 'import sys, xml.etree.ElementTree as E
+r = E.parse(sys.argv[1]).getroot()
+assert r.tag == "service" and r.find("short") is not None
+print(" ".join(sorted((p.get("port") for p in r.findall("port") if p.get("protocol") == "tcp"), key=int)))' \
+    "$S/units/firewalld/hamq.xml" 2>&1)
+[ "$got " = "$want" ] && ok "firewalld/hamq.xml is valid and opens the default ports: $got" ||
+    not "firewalld/hamq.xml opens $got, the config's defaults are $want"
+
 exit $fail

@@ -20,6 +20,8 @@
 #include "hamq/log.h"
 #include "journal.h"
 
+_Static_assert(CORE_DUP_ID_MAX == JNL_DUP_ID_MAX, "the engine accepts the ids the journal keeps");
+
 /*
  * The LSN must be read after the append that sets it: never pass both as
  * arguments of one call (their evaluation order is unspecified in C, and
@@ -100,14 +102,27 @@ static int64_t p_dcount(void *ctx, uint64_t msg_id, uint64_t queue_id, uint32_t 
     return lsn_or_err(r, &lsn);
 }
 
-/* The journal format has no duplicate-id record yet: the cache lives in memory only. */
+/*
+ * The engine calls this after the message's own records (core-route.c), so a
+ * crash that loses the id record also lost every later record: the producer got
+ * no receipt and its resend is then the only copy. An address longer than the
+ * journal's limit keeps its ids in memory only (logged once).
+ */
 static int64_t p_dup(void *ctx, const char *address, const void *id, size_t len)
 {
-    (void)ctx;
-    (void)address;
-    (void)id;
-    (void)len;
-    return 0;
+    static bool warned;
+    struct journald *j = ctx;
+    uint64_t lsn = 0;
+
+    int r = store_add_duplicate_id(j->store, address, id, len, &lsn);
+    if (r == -ENAMETOOLONG && strlen(address) > JNL_DUP_ADDRESS_MAX) {
+        if (!warned)
+            log_warn("duplicate ids of address %.64s... (over %u bytes) are kept in memory only",
+                     address, JNL_DUP_ADDRESS_MAX);
+        warned = true;
+        return 0;
+    }
+    return lsn_or_err(r, &lsn);
 }
 
 const struct core_persist_ops jd_persist_ops = {
@@ -158,7 +173,11 @@ int jd_store_open(struct journald *j, char *err, size_t errlen)
     struct store_opts o;
     int r;
 
+    struct core_config cc;
+
     store_opts_init(&o, &j->cfg);
+    core_config_defaults(&cc);
+    o.dup_ids_per_address = cc.id_cache_size; /* the engine's cache, kept across restarts */
     o.dir = j->cfg.store;
     o.on_durable = on_durable;
     o.ctx = j;
@@ -259,6 +278,16 @@ static int restore_refs(struct journald *j, struct ref_list *l)
     return r;
 }
 
+static int restore_dup(void *ctx, const char *address, const void *id, size_t len)
+{
+    struct journald *j = ctx;
+    int r = core_restore_duplicate_id(j->engine, address, id, len);
+
+    if (r < 0)
+        log_err("cannot restore a duplicate id of address %s: %s", address, strerror(-r));
+    return r < 0 ? r : 0;
+}
+
 int jd_store_restore(struct journald *j)
 {
     struct ref_list l = {0};
@@ -270,10 +299,13 @@ int jd_store_restore(struct journald *j)
     if (r == 0)
         r = restore_refs(j, &l);
     if (r == 0)
+        r = store_foreach_duplicate_id(j->store, restore_dup, j);
+    if (r == 0)
         r = core_restore_done(j->engine);
     if (r == 0)
-        log_info("recovered %zu message reference(s) on durable queues from %s", l.n,
-                 j->cfg.store);
+        log_info("recovered %zu message reference(s) on durable queues and %llu duplicate "
+                 "id(s) from %s",
+                 l.n, (unsigned long long)store_duplicate_ids(j->store), j->cfg.store);
     free(l.v);
     return r;
 }

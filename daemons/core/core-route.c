@@ -412,6 +412,10 @@ int core_send(struct core_engine *e, uint32_t worker, const struct msgproto_send
         snprintf(e->err, sizeof(e->err), "message of %u bytes exceeds the maximum of %zu",
                  s->message.len, e->cfg.max_message_size);
         rc = -EMSGSIZE;
+    } else if (s->dup_id.len > CORE_DUP_ID_MAX) {
+        snprintf(e->err, sizeof(e->err), "duplicate id of %u bytes exceeds the maximum of %u",
+                 s->dup_id.len, CORE_DUP_ID_MAX);
+        rc = -EINVAL;
     } else {
         rc = s->tx ? tx_add_send(e, c, s, durable) : route_send(e, s, durable);
     }

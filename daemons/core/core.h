@@ -49,6 +49,9 @@
 
 struct core_engine;
 
+/* Longest duplicate id (bytes) a SEND may carry; the journal keeps ids this long. */
+#define CORE_DUP_ID_MAX 1024u
+
 struct core_config {
     bool auto_create;               /* addresses + queues on first use (Artemis: true) */
     uint8_t default_routing;        /* unspecified routing on a new address (Artemis: MULTICAST) */

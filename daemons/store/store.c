@@ -59,6 +59,8 @@ static void normalize_opts(struct store_opts *o)
         o->segment_size = 16 * JNL_BLOCK;
     if (!o->write_buffer_size)
         o->write_buffer_size = STORE_DEFAULT_BUFFER;
+    if (!o->dup_ids_per_address)
+        o->dup_ids_per_address = JNL_DUP_IDS_DEFAULT;
     o->write_buffer_size = jnl_align(o->write_buffer_size, JNL_BLOCK);
     if (o->sync == STORE_SYNC_DEFAULT)
         o->sync = STORE_SYNC_FDATASYNC; /* measured: see store_writer.c */
@@ -317,6 +319,7 @@ int store_open(const struct store_opts *opts, struct store **out, char *err, siz
     s->lock_fd = -1;
     s->efd = -1;
     idx_init(&s->idx);
+    s->idx.dup_limit = s->o.dup_ids_per_address;
     int r = make_layout(s, err, errlen);
     if (r == 0)
         r = take_writer_lock(s, err, errlen);
@@ -423,6 +426,43 @@ int store_tx_end(struct store *s, enum jnl_rec_type type, uint64_t tx_id, uint64
     struct jnl_tx t = {.tx_id = tx_id};
     return store_append(s, type, &t, sizeof t, lsn);
 }
+
+int store_add_duplicate_id(struct store *s, const char *address, const void *id, size_t len,
+                           uint64_t *lsn)
+{
+    size_t alen = address ? strlen(address) : 0;
+    if (!alen || !len || !id)
+        return -EINVAL;
+    if (alen > JNL_DUP_ADDRESS_MAX || len > JNL_DUP_ID_MAX)
+        return -ENAMETOOLONG;
+    uint8_t buf[sizeof(struct jnl_dup_id) + JNL_DUP_ADDRESS_MAX];
+    struct jnl_dup_id d = {.address_len = (uint16_t)alen, .id_len = (uint16_t)len};
+    memcpy(buf, &d, sizeof d);
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): a sized field, no terminator
+    memcpy(buf + sizeof d, address, alen);
+    return writer_append(s, JNL_REC_DUP_ID, 0, 0, buf, sizeof d + alen, id, len, lsn);
+}
+
+int store_dup_walk(const struct idx *x, store_dup_cb cb, void *ctx)
+{
+    size_t pos = 0;
+    struct idx_dupaddr *a;
+    while ((a = idx_dup_next(x, &pos)))
+        for (uint32_t i = 0; i < a->n; i++) {
+            const struct idx_dupid *d = idx_dup_at(a, i);
+            int rc = cb(ctx, a->address, d->id, d->len);
+            if (rc)
+                return rc;
+        }
+    return 0;
+}
+
+int store_foreach_duplicate_id(struct store *s, store_dup_cb cb, void *ctx)
+{
+    return store_dup_walk(&s->idx, cb, ctx);
+}
+
+uint64_t store_duplicate_ids(const struct store *s) { return s->idx.ndupids; }
 
 /* --- state --- */
 

@@ -58,6 +58,7 @@ struct store_opts {
     int compact_min_live_percent;
     bool allow_truncate_corrupt; /* start anyway, cutting the journal at corruption */
     bool force_buffered;         /* no O_DIRECT even where it works (tests, bench) */
+    uint32_t dup_ids_per_address; /* duplicate ids kept per address; 0 = 20000 */
     store_durable_cb on_durable;
     void *ctx;
 };
@@ -92,6 +93,21 @@ int store_ack(struct store *s, uint64_t msg_id, uint64_t queue_id, uint64_t *lsn
 int store_set_delivery_count(struct store *s, uint64_t msg_id, uint64_t queue_id,
                              uint32_t count, uint64_t *lsn);
 int store_tx_end(struct store *s, enum jnl_rec_type type, uint64_t tx_id, uint64_t *lsn);
+
+/*
+ * Duplicate detection: journals that id (1..JNL_DUP_ID_MAX bytes) was accepted on
+ * address (a C string of 1..JNL_DUP_ADDRESS_MAX bytes). The store keeps the newest
+ * dup_ids_per_address per address, through restarts, checkpoints and compaction,
+ * whether or not the message that carried it is still live. -ENAMETOOLONG / -EINVAL
+ * for a bad size. Append it after the message's records: if a crash loses it, it
+ * also lost everything after it (the producer got no confirmation and resends).
+ */
+int store_add_duplicate_id(struct store *s, const char *address, const void *id, size_t len,
+                           uint64_t *lsn);
+/* Called per id: each address's ids oldest first; non-zero stops the walk. */
+typedef int (*store_dup_cb)(void *ctx, const char *address, const void *id, size_t len);
+int store_foreach_duplicate_id(struct store *s, store_dup_cb cb, void *ctx);
+uint64_t store_duplicate_ids(const struct store *s); /* ids kept, all addresses */
 
 /* The eventfd to watch for EPOLLIN. */
 int store_event_fd(const struct store *s);
@@ -192,6 +208,8 @@ uint64_t store_follow_applied_lsn(const struct store_follower *f);
 uint64_t store_follow_live_messages(const struct store_follower *f);
 int store_follow_foreach_live(struct store_follower *f, store_live_cb cb, void *ctx);
 long store_follow_read_body(struct store_follower *f, uint64_t msg_id, void *buf, size_t len);
+/* The duplicate ids the follower has applied (the default 20000 per address). */
+int store_follow_foreach_duplicate_id(struct store_follower *f, store_dup_cb cb, void *ctx);
 void store_follow_close(struct store_follower *f);
 
 #endif

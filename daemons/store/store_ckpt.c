@@ -117,6 +117,20 @@ static int load_entries(struct ckpt_loader *L, const uint8_t *p, size_t len)
             if (r < 0)
                 return r;
             L->nmsgs++;
+        } else if (tag == JNL_CKPT_TAG_DUP) {
+            struct jnl_ckpt_dup d;
+            if (len - at < sizeof d)
+                return -EINVAL;
+            memcpy(&d, p + at, sizeof d);
+            size_t body = (size_t)d.address_len + d.id_len;
+            size_t step = (size_t)jnl_align(sizeof d + body, 8);
+            if (step > len - at)
+                return -EINVAL;
+            const char *a = (const char *)p + at + sizeof d;
+            int r = idx_dup_add(L->x, a, d.address_len, a + d.address_len, d.id_len);
+            if (r < 0)
+                return r;
+            at += step;
         } else if (tag == JNL_CKPT_TAG_TXOP) {
             struct jnl_ckpt_txop t;
             if (len - at < sizeof t)
@@ -258,6 +272,30 @@ static uint64_t first_live_seq(struct store *s)
     return first;
 }
 
+/* Every live duplicate id, each address's oldest first, one whole entry per put. */
+static void cw_dups(struct ckpt_writer *w, const struct idx *x)
+{
+    uint8_t e[sizeof(struct jnl_ckpt_dup) + JNL_DUP_ADDRESS_MAX + JNL_DUP_ID_MAX + 8];
+    size_t pos = 0;
+    struct idx_dupaddr *a;
+    while (w->rc == 0 && (a = idx_dup_next(x, &pos)))
+        for (uint32_t i = 0; i < a->n; i++) {
+            const struct idx_dupid *id = idx_dup_at(a, i);
+            struct jnl_ckpt_dup d = {.tag = JNL_CKPT_TAG_DUP, .address_len = (uint16_t)a->alen,
+                                     .id_len = (uint16_t)id->len};
+            size_t n = (size_t)jnl_align(sizeof d + a->alen + id->len, 8);
+            memset(e, 0, n);
+            memcpy(e, &d, sizeof d);
+            memcpy(e + sizeof d, a->address, a->alen);
+            memcpy(e + sizeof d + a->alen, id->id, id->len);
+            if (n > w->cap) {
+                w->rc = -E2BIG;
+                return;
+            }
+            cw_put(w, e, n);
+        }
+}
+
 static void cw_entries(struct ckpt_writer *w, struct idx *x)
 {
     size_t pos = 0;
@@ -288,6 +326,7 @@ static void cw_entries(struct ckpt_writer *w, struct idx *x)
                                        .rec_length = o->len, .count = o->count};
             cw_put(w, &ct, sizeof ct);
         }
+    cw_dups(w, x);
     cw_flush(w);
 }
 

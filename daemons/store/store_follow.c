@@ -16,9 +16,11 @@
 #include "crc32c.h"
 #include "store_int.h"
 
-/* A record read but not yet applied. The payload head is enough for the index. */
+/* A record read but not yet applied. The payload head is enough for the index,
+   except for DUP_ID records, whose whole payload is copied to `full`. */
 struct pend {
     struct jnl_rec_header h;
+    uint8_t *full;
     uint8_t head[24];
     uint64_t seq;
     uint32_t off;
@@ -169,6 +171,12 @@ static int q_push(struct store_follower *f, const struct jnl_rec_header *h, cons
     }
     struct pend *p = &f->q[(f->qhead + f->qlen) % f->qcap];
     p->h = *h;
+    p->full = NULL;
+    if (h->type == JNL_REC_DUP_ID) {
+        if (!(p->full = malloc(h->length ? h->length : 1)))
+            return -ENOMEM;
+        memcpy(p->full, pl, h->length);
+    }
     memset(p->head, 0, sizeof p->head);
     memcpy(p->head, pl, h->length < sizeof p->head ? h->length : sizeof p->head);
     p->seq = f->seq;
@@ -254,7 +262,9 @@ int store_follow_poll(struct store_follower *f, uint64_t limit)
     int applied = 0;
     while (f->qlen && f->q[f->qhead].h.lsn <= upto) {
         struct pend *p = &f->q[f->qhead];
-        r = idx_apply(&f->idx, &p->h, p->head, p->seq, p->off);
+        r = idx_apply(&f->idx, &p->h, p->full ? p->full : p->head, p->seq, p->off);
+        free(p->full);
+        p->full = NULL;
         if (r < 0)
             return r;
         f->applied = p->h.lsn;
@@ -308,10 +318,17 @@ long store_follow_read_body(struct store_follower *f, uint64_t msg_id, void *buf
     return (long)body;
 }
 
+int store_follow_foreach_duplicate_id(struct store_follower *f, store_dup_cb cb, void *ctx)
+{
+    return store_dup_walk(&f->idx, cb, ctx);
+}
+
 void store_follow_close(struct store_follower *f)
 {
     if (!f)
         return;
+    for (size_t i = 0; i < f->qlen; i++)
+        free(f->q[(f->qhead + i) % f->qcap].full);
     if (f->rdr_ok)
         rdr_free(&f->rdr);
     for (size_t i = 0; i < f->nfds; i++)

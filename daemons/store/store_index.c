@@ -47,6 +47,7 @@ void idx_free(struct idx *x)
         tx_free(t);
     }
     free(x->segs);
+    idx_dup_free(x);
     memset(x, 0, sizeof *x);
 }
 
@@ -406,6 +407,10 @@ int idx_apply(struct idx *x, const struct jnl_rec_header *h, const void *payload
     case JNL_REC_TX_COMMIT:
     case JNL_REC_TX_ROLLBACK:
         return apply_tx_end(x, h, payload);
+    case JNL_REC_DUP_ID:
+        if (h->flags & JNL_F_TX)
+            return -EINVAL; /* never written inside a transaction */
+        return idx_dup_apply(x, payload, h->length);
     default:
         return 0; /* epoch, checkpoint and binding records change no message */
     }
@@ -502,7 +507,7 @@ bool idx_equal(const struct idx *a, const struct idx *b, bool compare_locations)
         if (compare_locations && (o->seq != m->seq || o->off != m->off))
             return false;
     }
-    return txs_equal(a, b);
+    return txs_equal(a, b) && idx_dup_equal(a, b);
 }
 
 uint64_t idx_memory(const struct idx *x)
@@ -513,5 +518,5 @@ uint64_t idx_memory(const struct idx *x)
             b += x->slots[i].cap * sizeof(struct idx_ref);
     for (const struct idx_tx *t = x->txs; t; t = t->next)
         b += sizeof *t + t->cap * sizeof(struct idx_txop);
-    return b;
+    return b + idx_dup_memory(x);
 }

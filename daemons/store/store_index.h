@@ -15,6 +15,8 @@
  *  - records flagged JNL_F_TX wait in their transaction until COMMIT (applied in
  *    order) or ROLLBACK (dropped); PREPARE marks the transaction prepared;
  *  - MSG_MOVE changes the location of a live message only.
+ *  - DUP_ID appends the id to its address's FIFO of the newest dup_limit ids
+ *    (store_dup.c); the oldest falls out. Ids are independent of messages.
  * References to an unknown message are counted (orphans) and ignored.
  */
 #ifndef HAMQ_STORE_INDEX_H
@@ -71,6 +73,20 @@ struct idx_seg {
     uint64_t live_bytes;
 };
 
+/* One id of a duplicate-id FIFO: len bytes, heap copy. */
+struct idx_dupid {
+    uint8_t *id;
+    uint32_t len;
+};
+
+/* The newest ids of one address, oldest at ring[head]; cap grows up to the limit. */
+struct idx_dupaddr {
+    char *address; /* NUL-terminated copy */
+    uint32_t alen;
+    uint32_t cap, n, head;
+    struct idx_dupid *ring;
+};
+
 struct idx {
     struct idx_msg *slots;
     size_t nslots; /* power of two */
@@ -80,6 +96,11 @@ struct idx {
     uint64_t seg_base; /* seq of segs[0] */
     size_t nsegs;
     struct idx_seg *segs;
+    /* duplicate ids: open-addressing table of addresses (store_dup.c) */
+    struct idx_dupaddr **dups;
+    size_t ndupslots, ndupaddrs;
+    uint64_t ndupids;
+    uint32_t dup_limit; /* ids kept per address; 0 = JNL_DUP_IDS_DEFAULT */
 };
 
 void idx_init(struct idx *x);
@@ -106,6 +127,21 @@ static inline struct idx_ref *idx_refs(struct idx_msg *m)
 {
     return m->cap == 1 ? &m->refs.one : m->refs.many;
 }
+/* --- duplicate ids (store_dup.c) --- */
+/* Appends one id to the address's FIFO (dropping the oldest past dup_limit). */
+int idx_dup_add(struct idx *x, const char *address, size_t alen, const void *id, size_t len);
+/* Decodes and applies a DUP_ID payload (-EINVAL if malformed). */
+int idx_dup_apply(struct idx *x, const void *payload, size_t len);
+/* Iteration: addresses in table order, each one's ids oldest first. */
+struct idx_dupaddr *idx_dup_next(const struct idx *x, size_t *pos);
+static inline const struct idx_dupid *idx_dup_at(const struct idx_dupaddr *a, uint32_t i)
+{
+    return &a->ring[(a->head + i) % a->cap];
+}
+void idx_dup_free(struct idx *x);
+bool idx_dup_equal(const struct idx *a, const struct idx *b);
+uint64_t idx_dup_memory(const struct idx *x);
+
 /* Two indexes hold the same live set (messages, locations optional, refs, counts, txs). */
 bool idx_equal(const struct idx *a, const struct idx *b, bool compare_locations);
 

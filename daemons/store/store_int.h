@@ -228,6 +228,9 @@ int store_seg_rfd(struct store *s, uint64_t seq);
 int store_seg_forget(struct store *s, uint64_t seq);
 int store_read_epoch(const char *dir, uint64_t *epoch, char *err, size_t errlen);
 
+/* Walks the duplicate ids of an index (writer and follower). */
+int store_dup_walk(const struct idx *x, store_dup_cb cb, void *ctx);
+
 /* --- bindings (store_bindings.c) --- */
 int bindings_open(struct store *s, char *err, size_t errlen);
 void bindings_close(struct store *s);

@@ -118,6 +118,20 @@ _Static_assert(offsetof(struct jnl_seg_header, header_crc) == 124, "segment head
  *                        now on. References and counts are untouched.
  * JNL_REC_BINDING_ADD    (bindings journal) struct jnl_binding + address + name + filter.
  * JNL_REC_BINDING_DEL    (bindings journal) struct jnl_binding (only queue_id counts).
+ * JNL_REC_DUP_ID         struct jnl_dup_id + address bytes + id bytes: a duplicate-detection
+ *                        id (Artemis _AMQ_DUPL_ID) was accepted on that address. The
+ *                        store keeps the newest N per address (struct store_opts,
+ *                        default JNL_DUP_IDS_DEFAULT); older ones are dead. Independent of
+ *                        any message: it stays after the message is acknowledged. Never
+ *                        part of a transaction (JNL_F_TX on it is corruption).
+ *                        Checkpoints carry the live ids (JNL_CKPT_TAG_DUP), so a segment
+ *                        is never kept for its DUP_ID records.
+ *
+ * Compatibility of the types added after the first release (DUP_ID): JNL_FORMAT_VERSION
+ * stays 1 because a version-1 store (without them) reads exactly as before; a binary
+ * that predates a type refuses a store holding it ("unknown record type", corruption
+ * class: do NOT set allow_truncate_corrupt to get an older binary to start, it would cut
+ * the journal there). Downgrading after the new types were written is not supported.
  */
 enum jnl_rec_type {
     JNL_REC_MSG_ADD = 1,
@@ -134,7 +148,8 @@ enum jnl_rec_type {
     JNL_REC_MSG_MOVE = 12,
     JNL_REC_BINDING_ADD = 13,
     JNL_REC_BINDING_DEL = 14,
-    JNL_REC_TYPE_MAX = 14,
+    JNL_REC_DUP_ID = 15,
+    JNL_REC_TYPE_MAX = 15,
 };
 
 /* Record flags. */
@@ -200,6 +215,21 @@ struct jnl_dcount {
 };
 _Static_assert(sizeof(struct jnl_dcount) == 24, "dcount layout");
 
+/*
+ * JNL_REC_DUP_ID payload head; address_len address bytes then id_len id bytes follow
+ * (no terminators). 1 <= address_len <= JNL_DUP_ADDRESS_MAX, 1 <= id_len <=
+ * JNL_DUP_ID_MAX; record length == 8 + address_len + id_len exactly.
+ */
+#define JNL_DUP_ADDRESS_MAX 4096u
+#define JNL_DUP_ID_MAX 1024u
+#define JNL_DUP_IDS_DEFAULT 20000u /* per address, as Artemis' id-cache-size */
+struct jnl_dup_id {
+    uint16_t address_len;
+    uint16_t id_len;
+    uint32_t reserved;
+};
+_Static_assert(sizeof(struct jnl_dup_id) == 8, "dup id layout");
+
 /* JNL_REC_TX_PREPARE / COMMIT / ROLLBACK payload. */
 struct jnl_tx {
     uint64_t tx_id;
@@ -233,6 +263,7 @@ _Static_assert(sizeof(struct jnl_ckpt_begin) == 32, "ckpt begin layout");
 
 #define JNL_CKPT_TAG_MSG 1u
 #define JNL_CKPT_TAG_TXOP 2u
+#define JNL_CKPT_TAG_DUP 3u /* struct jnl_ckpt_dup: one live duplicate id */
 
 /* One live message in a CKPT_DATA record: where its body record is, and its refs. */
 struct jnl_ckpt_msg {
@@ -268,6 +299,18 @@ struct jnl_ckpt_txop {
     uint32_t reserved2;
 };
 _Static_assert(sizeof(struct jnl_ckpt_txop) == 56, "ckpt txop layout");
+
+/*
+ * A live duplicate id in a CKPT_DATA record: address_len + id_len bytes follow, then
+ * zeros to the next multiple of 8. An address's ids come oldest first (recovery keeps
+ * the newest N). Not counted in BEGIN/END (the records are consecutive and CRC-checked).
+ */
+struct jnl_ckpt_dup {
+    uint32_t tag; /* JNL_CKPT_TAG_DUP */
+    uint16_t address_len;
+    uint16_t id_len;
+};
+_Static_assert(sizeof(struct jnl_ckpt_dup) == 8, "ckpt dup layout");
 
 struct jnl_ckpt_end {
     uint64_t begin_lsn;

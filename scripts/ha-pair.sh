@@ -74,6 +74,7 @@ wait_serving() { # node seconds
 start_node() { # id role offset listen-port peer-port
   local id=$1
   setsid "$SUP" --node-id "$id" --role "$2" --store "$DIR/store" --port-offset "$3" \
+    --instance "pair-$id" \
     --listen "tcp://127.0.0.1:$4" --peers "tcp://127.0.0.1:$5" --workers 2 \
     --heartbeat-interval 100ms --heartbeat-timeout 1s \
     --curve-secret-key-file "$DIR/keys/$id.key" \

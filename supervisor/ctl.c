@@ -185,7 +185,14 @@ static void print_human(const char *reply)
            kv(reply, "pid.core", a, sizeof a), kv(reply, "core_kind", b, sizeof b),
            kv(reply, "activation", e, sizeof e), kv(reply, "core_health", c, sizeof c),
            kv(reply, "core_heartbeat_age_ms", d, sizeof d));
-    printf("  supervisor  pid %s\n", kv(reply, "pid.supervisor", a, sizeof a));
+    printf("  supervisor  pid %s", kv(reply, "pid.supervisor", a, sizeof a));
+    for (int i = 0; i < 64; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "pid.worker.%d", i);
+        if (sup_ctl_kv_get(reply, k, b, sizeof b) == 0)
+            printf(", worker %d pid %s", i, b);
+    }
+    printf("\n");
     printf("  ports       all %s, stomp %s, amqp %s\n", kv(reply, "port.all", a, sizeof a),
            kv(reply, "port.stomp", b, sizeof b), kv(reply, "port.amqp", c, sizeof c));
     kv(reply, "vip", a, sizeof a);

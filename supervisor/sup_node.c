@@ -211,6 +211,37 @@ static int64_t core_hb_age_ms(const struct node *n, pid_t pid)
 
 static pid_t core_pid(const struct node *n) { return n->core ? sup_child_pid(n->core) : 0; }
 
+/* The workers attached to our core's segment (status only): pid.worker.N keys. */
+static void status_workers(const struct node *n, struct sup_ctl_reply *r)
+{
+    char name[128], path[160];
+    pid_t pid = core_pid(n);
+    if (pid <= 0 || shm_name(n->cfg.instance, name, sizeof name) < 0)
+        return;
+    snprintf(path, sizeof path, "/dev/shm%s", name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct shm_header h;
+    if (pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h && h.magic == SHM_MAGIC &&
+        h.core_pid == pid && h.slot_size >= SHM_SLOT_HDR_SIZE) {
+        for (uint32_t i = 0; i < h.slot_count && i < 64; i++) {
+            struct shm_slot sl;
+            off_t off = (off_t)SHM_HEADER_SIZE + (off_t)i * h.slot_size;
+            if (pread(fd, &sl, sizeof sl, off) != (ssize_t)sizeof sl)
+                break;
+            int wp = atomic_load_explicit(&sl.worker_pid, memory_order_relaxed);
+            char k[32], proc[32];
+            snprintf(proc, sizeof proc, "/proc/%d", wp);
+            if (wp > 0 && access(proc, F_OK) == 0) {
+                snprintf(k, sizeof k, "pid.worker.%u", i);
+                sup_ctl_reply_kv(r, k, "%d", wp);
+            }
+        }
+    }
+    close(fd);
+}
+
 static int core_health(const struct node *n)
 {
     if (n->role != SUP_ROLE_LIVE)
@@ -715,6 +746,7 @@ static void status_reply(struct node *n, struct sup_ctl_reply *r)
         sup_ctl_reply_kv(r, "waiting_for", "live.lock");
     sup_ctl_reply_kv(r, "pid.supervisor", "%d", (int)getpid());
     sup_ctl_reply_kv(r, "pid.core", "%d", (int)core_pid(n));
+    status_workers(n, r);
     sup_ctl_reply_kv(r, "core_kind", "%s",
                      n->kind == CORE_NONE        ? "none"
                      : n->core_promoted || n->kind == CORE_LIVE ? "live"

@@ -51,6 +51,7 @@ class Node:
         self.priority = priority
         self.offset = free_offset()
         self.hb_port = free_tcp_port()
+        self.instance = "ha%d_%s_%d" % (os.getpid(), node_id, self.offset)
         self.extra = list(extra)
         self.proc = None
         self.logpath = os.path.join(pair.dir, node_id + ".log")
@@ -69,7 +70,7 @@ class Node:
                 "--heartbeat-timeout", "%dms" % HB_TIMEOUT_MS,
                 "--frozen-timeout", str(HB_TIMEOUT_MS),
                 "--port-offset", str(self.offset), "--workers", "1",
-                "--instance", "ha%d_%s_%d" % (os.getpid(), self.id, self.offset),
+                "--instance", self.instance,
                 "--run-dir", self.pair.run, "--log-level", "info"] + self.extra
 
     def start(self):
@@ -146,6 +147,13 @@ class Node:
             pass
         if self.proc.poll() is None:
             self.proc.wait()
+        # a core killed with -9 leaves its segment and doorbells in /dev/shm
+        for f in os.listdir("/dev/shm"):
+            if f == "hamq." + self.instance or f.startswith("hamq.%s.bell." % self.instance):
+                try:
+                    os.unlink(os.path.join("/dev/shm", f))
+                except OSError:
+                    pass
 
 
 class Pair:

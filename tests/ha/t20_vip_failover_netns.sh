@@ -18,7 +18,7 @@ PIDS=""
 cleanup() {
   for p in $PIDS; do kill -9 -- "-$p" 2>/dev/null; done
   ns_cleanup
-  rm -rf "$W"
+  rm -rf "$W" /dev/shm/hamq.vip$$-*
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

@@ -6,7 +6,8 @@
 # over, adds the VIP with gratuitous ARPs, and the client reaches the broker
 # through the same VIP address and gets every receipted message. Then a
 # partition (node2's link down): node2 stays backup while node1 holds the lock,
-# and after the heal both see each other again with one live. Root only.
+# and after the heal both see each other again with one live; finally the
+# live's VIP interface goes down and it demotes itself. Root only.
 set -u
 . "${HAMQ_SRCDIR:-.}/tests/ha/lib.sh"
 need_netns
@@ -127,4 +128,10 @@ ip -n $N2 link set eth0 up
 wait_for "$W/node2.log" "peer node1 found" 15 $((FOUND + 1)) || fail "node2 does not see node1 again"
 [ "$(role node2)" = backup/no/no ] && [ "$(role node1)" = live/yes/yes ] ||
   fail "after the heal: node1 $(role node1), node2 $(role node2)"
+echo "10. the live's VIP interface goes down while the backup is alive: it demotes itself"
+ip -n $N1 link set eth0 down
+wait_for "$W/node1.log" "HAMQ_EVENT=link-down" 10 || fail "node1 saw no link-down"
+wait_role node2 live/yes/yes 20 || fail "node2 did not take over after node1's link went down"
+ip -n $N1 addr show eth0 | grep -q "inet $VIP/" && fail "node1 kept the VIP on its dead link"
+[ "$(client recv $VIP 0)" = "0 0" ] || fail "the client cannot reach node2 through the VIP"
 echo "PASS"

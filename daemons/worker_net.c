@@ -270,6 +270,14 @@ static void on_conn(struct evloop *loop, int fd, uint32_t events, void *ctx)
         if (!conn_flush(c))
             return;
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->paused && !c->closing) {
+        if (c->rlen == sizeof(c->rbuf)) {
+            /* The protocol left a full buffer unread (it is holding back): a
+             * recv of 0 bytes would return 0 and look like the peer closing,
+             * and closing with unread input resets a healthy client. Stop
+             * reading until the protocol resumes input. */
+            wnet_pause_input(c);
+            return;
+        }
         ssize_t r = recv(fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, MSG_DONTWAIT);
         if (r == 0) {
             wnet_close(c, "peer closed");

@@ -748,8 +748,12 @@ static ssize_t st_input(void *state, const uint8_t *buf, size_t len)
     struct wk_stomp *st = state;
     ssize_t r;
 
-    if (st->paused)
+    if (st->paused) {
+        /* Paused after a SEND that filled the ring: stop reading the socket
+         * too (on_writable resumes it), so TCP holds the client back. */
+        wnet_pause_input(st->c);
         return 0;
+    }
     r = stomp_session_input(st->s, buf, len);
     if (r == -EAGAIN)
         r = 0;

@@ -8,6 +8,7 @@ tools_hamq_stomp_load_SOURCES = tools/stomp_load.c tools/stomp_load_conn.c \
 tools_hamq_stomp_load_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/daemons/worker
 tools_hamq_stomp_load_LDADD = $(HAMQ_STOMP_LIBS)
 
-# One short smoke run against a real broker (not a benchmark: no speed asserted).
-TESTS += tests/bench/stomp_load_smoke.sh
-EXTRA_DIST += tests/bench/stomp_load_smoke.sh scripts/bench-brokers.sh docs/BENCHMARKS.md
+# A short smoke run against a real broker, and producers held back by a slow
+# core never reset (no speed asserted in either).
+TESTS += tests/bench/stomp_load_smoke.sh tests/bench/stomp_load_backpressure.sh
+EXTRA_DIST += tests/bench/stomp_load_smoke.sh tests/bench/stomp_load_backpressure.sh scripts/bench-brokers.sh docs/BENCHMARKS.md

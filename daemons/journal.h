@@ -74,6 +74,7 @@ extern const struct core_io_ops jd_io_ops;
 void jd_worker_hello(struct journald *j, uint32_t slot);
 
 /* journal_store.c */
+int jd_config_check(const struct hamq_config *c, char *err, size_t errlen);
 int jd_store_open(struct journald *j, char *err, size_t errlen);
 int jd_store_restore(struct journald *j);
 void jd_store_close(struct journald *j);

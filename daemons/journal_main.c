@@ -264,6 +264,11 @@ int main(int argc, char **argv)
         return HAMQ_EXIT_CONFIG;
     if (daemon_load_config(&j.cfg, j.config_path) < 0 || apply_overrides(&j, &o) < 0)
         return HAMQ_EXIT_CONFIG;
+    char cerr[512];
+    if (jd_config_check(&j.cfg, cerr, sizeof(cerr)) < 0) {
+        log_err("configuration refused: %s", cerr);
+        return HAMQ_EXIT_CONFIG;
+    }
     if (evloop_new(&j.loop) < 0) {
         log_err("out of memory at start");
         return HAMQ_EXIT_INTERNAL;

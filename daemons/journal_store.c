@@ -168,6 +168,39 @@ static void on_epoch_timer(struct evloop *loop, void *ctx)
         jd_shutdown(j, HAMQ_EXIT_FENCED, "fenced: a newer live raised the store epoch");
 }
 
+/*
+ * Values the config parser accepts one by one but that cannot work together (or
+ * with the ring and journal formats): refused at start, naming the keys.
+ */
+int jd_config_check(const struct hamq_config *c, char *err, size_t errlen)
+{
+    uint64_t ring = c->ring_size;
+    /* a ring record is at most a quarter of the ring (shm/ring.c); a fragment must
+       carry its header (< 64 bytes) and a useful chunk */
+    if (ring & (ring - 1)) {
+        snprintf(err, errlen, "[broker] ring_size = %llu: must be a power of two (e.g. 4M)",
+                 (unsigned long long)ring);
+        return -EINVAL;
+    }
+    if (ring / 4 < RING_HEADER_BYTES + 4096) {
+        snprintf(err, errlen, "[broker] ring_size = %llu: too small for the fragment protocol "
+                 "(a ring record is a quarter of the ring and must hold a 4 KiB fragment)",
+                 (unsigned long long)ring);
+        return -EINVAL;
+    }
+    if (c->max_message_size > UINT32_MAX - 65536) {
+        snprintf(err, errlen, "[broker] max_message_size = %llu: over the 4 GiB a large "
+                 "message file of the journal can hold",
+                 (unsigned long long)c->max_message_size);
+        return -EINVAL;
+    }
+    if (c->max_memory && c->max_memory < c->max_message_size)
+        log_warn("[broker] max_memory = %llu is below [broker] max_message_size = %llu: one "
+                 "message of the maximum size blocks every producer until it is consumed",
+                 (unsigned long long)c->max_memory, (unsigned long long)c->max_message_size);
+    return 0;
+}
+
 int jd_store_open(struct journald *j, char *err, size_t errlen)
 {
     struct store_opts o;

@@ -20,7 +20,7 @@ daemons_hamq_worker_LDADD = daemons/worker/libhamqstomp.a daemons/core/libhamqms
 # Integration scenarios with real broker processes and the real python3-stomp client.
 TESTS += tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py \
 	tests/broker/t03_stomp_mutated_frames.py
-TESTS += tests/broker/t04_duplicates.py
+TESTS += tests/broker/t04_duplicates.py tests/broker/t05_large_messages.py
 PY_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
 EXTRA_DIST += tests/broker/hamqtest.py tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py tests/broker/t03_stomp_mutated_frames.py
-EXTRA_DIST += tests/broker/t04_duplicates.py
+EXTRA_DIST += tests/broker/t04_duplicates.py tests/broker/t05_large_messages.py

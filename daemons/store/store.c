@@ -61,6 +61,9 @@ static void normalize_opts(struct store_opts *o)
         o->write_buffer_size = STORE_DEFAULT_BUFFER;
     if (!o->dup_ids_per_address)
         o->dup_ids_per_address = JNL_DUP_IDS_DEFAULT;
+    uint64_t area = o->segment_size - JNL_DATA_OFFSET;
+    if (!o->large_message_size || o->large_message_size > area / 2)
+        o->large_message_size = o->large_message_size ? area / 2 : area / 4;
     o->write_buffer_size = jnl_align(o->write_buffer_size, JNL_BLOCK);
     if (o->sync == STORE_SYNC_DEFAULT)
         o->sync = STORE_SYNC_FDATASYNC; /* measured: see store_writer.c */
@@ -142,6 +145,8 @@ static int make_layout(struct store *s, char *err, size_t errlen)
         r = mkdir_p1(s->jdir, err, errlen);
     if (r == 0)
         r = mkdir_p1(s->bdir, err, errlen);
+    if (r == 0)
+        r = mkdir_p1(s->ldir, err, errlen);
     if (r < 0)
         return r;
     if ((r = touch(s->dir, "live.lock")) < 0 || (r = touch(s->dir, "writer.lock")) < 0)
@@ -316,6 +321,7 @@ int store_open(const struct store_opts *opts, struct store **out, char *err, siz
     s->o.dir = s->dir;
     snprintf(s->jdir, sizeof s->jdir, "%s/journal", s->dir);
     snprintf(s->bdir, sizeof s->bdir, "%s/bindings", s->dir);
+    snprintf(s->ldir, sizeof s->ldir, "%s/" JNL_LARGE_DIR, s->dir);
     s->lock_fd = -1;
     s->efd = -1;
     idx_init(&s->idx);
@@ -331,6 +337,8 @@ int store_open(const struct store_opts *opts, struct store **out, char *err, siz
         r = bindings_open(s, err, errlen);
     if (r == 0)
         r = recover_messages(s, err, errlen);
+    if (r == 0)
+        r = large_recover(s, err, errlen);
     struct jnl_epoch ep = {.epoch = s->epoch, .started_ns = (uint64_t)time(NULL) * 1000000000ull};
     if (r == 0)
         r = writer_append(s, JNL_REC_EPOCH_START, 0, 0, &ep, sizeof ep, NULL, 0, NULL);
@@ -353,6 +361,8 @@ void store_close(struct store *s)
         int r = store_sync(s);
         if (r == 0)
             r = ckpt_after_durable(s);
+        if (r == 0)
+            large_reap(s);
         s->in_maintenance = true; /* no automatic checkpoint while closing */
         if (r < 0)
             log_warn("store: close: final flush failed: %s", strerror(-r));
@@ -360,6 +370,7 @@ void store_close(struct store *s)
     writer_fini(s);
     bindings_close(s);
     idx_free(&s->idx);
+    free(s->dead);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases writer.lock */
     free(s);
@@ -396,6 +407,8 @@ int store_add_message(struct store *s, uint64_t msg_id, const void *body, size_t
 {
     if (!msg_id)
         return -EINVAL;
+    if (len >= s->o.large_message_size)
+        return store_add_large(s, msg_id, body, len, lsn);
     struct jnl_msg_add a = {.msg_id = msg_id};
     return writer_append(s, JNL_REC_MSG_ADD, 0, 0, &a, sizeof a, body, len, lsn);
 }
@@ -505,6 +518,8 @@ long store_read_body(struct store *s, uint64_t msg_id, void *buf, size_t len)
     struct idx_msg *m = idx_find(&s->idx, msg_id);
     if (!m)
         return -ENOENT;
+    if (idx_msg_large(m))
+        return large_read(s->ldir, msg_id, m->off, m->len, buf, len);
     struct jnl_rec_header h;
     struct jnl_msg_add a;
     size_t body = m->len - sizeof a;
@@ -550,7 +565,7 @@ int store_foreach_live(struct store *s, store_live_cb cb, void *ctx)
             struct store_live_ref lr = {.msg_id = m->msg_id,
                                         .queue_id = r->queue_id,
                                         .delivery_count = r->count,
-                                        .body_len = m->len - (uint32_t)sizeof(struct jnl_msg_add)};
+                                        .body_len = idx_body_len(m)};
             int rc = cb(ctx, &lr);
             if (rc)
                 return rc;

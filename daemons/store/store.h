@@ -59,6 +59,8 @@ struct store_opts {
     bool allow_truncate_corrupt; /* start anyway, cutting the journal at corruption */
     bool force_buffered;         /* no O_DIRECT even where it works (tests, bench) */
     uint32_t dup_ids_per_address; /* duplicate ids kept per address; 0 = 20000 */
+    uint64_t large_message_size;  /* bodies this big or more go to large-messages/;
+                                     0 = a quarter of a segment's data area */
     store_durable_cb on_durable;
     void *ctx;
 };
@@ -85,7 +87,12 @@ int store_append(struct store *s, enum jnl_rec_type type, const void *payload, s
 int store_append_tx(struct store *s, uint64_t tx_id, enum jnl_rec_type type, const void *payload,
                     size_t len, uint64_t *lsn);
 
-/* msg_id must not be 0. The body is opaque and may be empty. */
+/*
+ * msg_id must not be 0. The body is opaque and may be empty. A body of
+ * large_message_size bytes or more (or too big for a segment) is written to
+ * large-messages/<id>.msg and synced (blocking: write + 2 syncs) before its small
+ * record is appended; up to 4 GiB - 1. -EEXIST if msg_id is live.
+ */
 int store_add_message(struct store *s, uint64_t msg_id, const void *body, size_t len,
                       uint64_t *lsn);
 int store_add_ref(struct store *s, uint64_t msg_id, uint64_t queue_id, uint64_t *lsn);

@@ -117,6 +117,26 @@ static int load_entries(struct ckpt_loader *L, const uint8_t *p, size_t len)
             if (r < 0)
                 return r;
             L->nmsgs++;
+        } else if (tag == JNL_CKPT_TAG_LARGE) {
+            struct jnl_ckpt_large m;
+            if (len - at < sizeof m)
+                return -EINVAL;
+            memcpy(&m, p + at, sizeof m);
+            at += sizeof m;
+            if ((uint64_t)m.nrefs * sizeof(struct jnl_ckpt_ref) > len - at ||
+                m.body_len > UINT32_MAX)
+                return -EINVAL;
+            int r = idx_put_msg(L->x, m.msg_id, 0, m.body_crc, (uint32_t)m.body_len);
+            struct idx_msg *im = idx_find(L->x, m.msg_id);
+            for (uint32_t i = 0; r == 0 && im && i < m.nrefs; i++) {
+                struct jnl_ckpt_ref cr;
+                memcpy(&cr, p + at, sizeof cr);
+                at += sizeof cr;
+                r = idx_put_ref(L->x, im, cr.queue_id, cr.count);
+            }
+            if (r < 0)
+                return r;
+            L->nmsgs++;
         } else if (tag == JNL_CKPT_TAG_DUP) {
             struct jnl_ckpt_dup d;
             if (len - at < sizeof d)
@@ -263,7 +283,7 @@ static uint64_t first_live_seq(struct store *s)
     size_t pos = 0;
     struct idx_msg *m;
     while ((m = idx_next(&s->idx, &pos)))
-        if (m->seq < first)
+        if (!idx_msg_large(m) && m->seq < first)
             first = m->seq;
     for (struct idx_tx *t = s->idx.txs; t; t = t->next)
         for (size_t i = 0; i < t->nops; i++)
@@ -307,9 +327,15 @@ static void cw_entries(struct ckpt_writer *w, struct idx *x)
         }
         struct jnl_ckpt_msg cm = {.tag = JNL_CKPT_TAG_MSG, .nrefs = m->nrefs, .msg_id = m->msg_id,
                                   .seg_seq = m->seq, .rec_offset = m->off, .rec_length = m->len};
+        struct jnl_ckpt_large cl = {.tag = JNL_CKPT_TAG_LARGE, .nrefs = m->nrefs,
+                                    .msg_id = m->msg_id, .body_len = m->len, .body_crc = m->off};
+        _Static_assert(sizeof cm == sizeof cl, "both message entries have one size");
         if (w->len + sizeof cm + m->nrefs * sizeof(struct jnl_ckpt_ref) > w->cap)
             cw_flush(w);
-        cw_put(w, &cm, sizeof cm);
+        if (idx_msg_large(m))
+            cw_put(w, &cl, sizeof cl);
+        else
+            cw_put(w, &cm, sizeof cm);
         for (uint32_t i = 0; i < m->nrefs; i++) {
             struct jnl_ckpt_ref cr = {.queue_id = idx_refs(m)[i].queue_id,
                                       .count = idx_refs(m)[i].count};
@@ -452,7 +478,7 @@ int store_checkpoint(struct store *s)
 
 static bool is_victim(struct store *s, uint64_t seq)
 {
-    if (seq >= s->cur_seq)
+    if (seq == 0 || seq >= s->cur_seq) /* 0: a large message, nothing to move */
         return false;
     struct idx_seg g = idx_seg_stats(&s->idx, seq);
     uint64_t area = s->o.segment_size - JNL_DATA_OFFSET;

@@ -35,6 +35,7 @@ struct fseg {
 
 struct store_follower {
     char jdir[4096];
+    char ldir[4096];
     struct idx idx;
     uint64_t seq; /* segment being read, 0 = none yet */
     int fd;
@@ -122,6 +123,7 @@ int store_follow_open(const char *dir, struct store_follower **out, char *err, s
     if (!f)
         return -ENOMEM;
     snprintf(f->jdir, sizeof f->jdir, "%.4000s/journal", dir);
+    snprintf(f->ldir, sizeof f->ldir, "%.4000s/" JNL_LARGE_DIR, dir);
     idx_init(&f->idx);
     f->expected = 1;
     struct jnl_ckpt_ptr cp;
@@ -294,7 +296,7 @@ int store_follow_foreach_live(struct store_follower *f, store_live_cb cb, void *
             struct store_live_ref lr = {.msg_id = m->msg_id,
                                         .queue_id = idx_refs(m)[i].queue_id,
                                         .delivery_count = idx_refs(m)[i].count,
-                                        .body_len = m->len - (uint32_t)sizeof(struct jnl_msg_add)};
+                                        .body_len = idx_body_len(m)};
             int rc = cb(ctx, &lr);
             if (rc)
                 return rc;
@@ -307,6 +309,8 @@ long store_follow_read_body(struct store_follower *f, uint64_t msg_id, void *buf
     struct idx_msg *m = idx_find(&f->idx, msg_id);
     if (!m)
         return -ENOENT;
+    if (idx_msg_large(m))
+        return large_read(f->ldir, msg_id, m->off, m->len, buf, len);
     int fd = f_seg_fd(f, m->seq);
     if (fd < 0)
         return fd;

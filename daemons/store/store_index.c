@@ -83,6 +83,8 @@ static struct idx_seg *seg_slot(struct idx *x, uint64_t seq)
 
 static void seg_account(struct idx *x, uint64_t seq, uint32_t len, int sign)
 {
+    if (seq == 0)
+        return; /* a large message: its body is in no segment */
     struct idx_seg *g = seg_slot(x, seq);
     if (!g)
         return; /* only statistics; compaction then skips the segment */
@@ -172,6 +174,8 @@ static void idx_delete(struct idx *x, struct idx_msg *m)
     size_t mask = x->nslots - 1;
     size_t i = (size_t)(m - x->slots);
     seg_account(x, m->seq, m->len, -1);
+    if (idx_msg_large(m) && x->on_large_gone)
+        x->on_large_gone(x->hook_ctx, m->msg_id);
     msg_free_refs(m);
     x->nmsgs--;
     /* Backward shift: pull later members of the probe run into the hole. */
@@ -291,6 +295,7 @@ static int apply_op(struct idx *x, const struct idx_txop *op)
     struct idx_msg *m;
     switch (op->type) {
     case JNL_REC_MSG_ADD:
+    case JNL_REC_LARGE_ADD:
         return idx_put_msg(x, op->msg_id, op->seq, op->off, op->len);
     case JNL_REC_MSG_MOVE:
         if (!idx_find(x, op->msg_id))
@@ -340,6 +345,17 @@ static int decode_op(const struct jnl_rec_header *h, const void *p, uint64_t seq
         op->len = h->length;
         return a.msg_id ? 0 : -EINVAL;
     }
+    case JNL_REC_LARGE_ADD: {
+        struct jnl_large_add l;
+        if (h->length != sizeof l)
+            return -EINVAL;
+        memcpy(&l, p, sizeof l);
+        op->msg_id = l.msg_id;
+        op->seq = 0;
+        op->off = l.body_crc;
+        op->len = (uint32_t)l.body_len;
+        return l.msg_id && l.body_len <= UINT32_MAX ? 0 : -EINVAL;
+    }
     case JNL_REC_REF_ADD:
     case JNL_REC_ACK: {
         struct jnl_ref r;
@@ -382,6 +398,10 @@ static int apply_tx_end(struct idx *x, const struct jnl_rec_header *h, const voi
     if (h->type == JNL_REC_TX_COMMIT)
         for (size_t i = 0; i < t->nops && r == 0; i++)
             r = apply_op(x, &t->ops[i]);
+    else /* rolled back: a large body written for it is garbage now */
+        for (size_t i = 0; i < t->nops; i++)
+            if (t->ops[i].type == JNL_REC_LARGE_ADD && x->on_large_gone)
+                x->on_large_gone(x->hook_ctx, t->ops[i].msg_id);
     tx_unlink(x, t);
     return r;
 }
@@ -392,6 +412,7 @@ int idx_apply(struct idx *x, const struct jnl_rec_header *h, const void *payload
     struct idx_txop op;
     switch (h->type) {
     case JNL_REC_MSG_ADD:
+    case JNL_REC_LARGE_ADD:
     case JNL_REC_MSG_MOVE:
     case JNL_REC_REF_ADD:
     case JNL_REC_ACK:

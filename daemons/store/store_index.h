@@ -15,6 +15,11 @@
  *  - records flagged JNL_F_TX wait in their transaction until COMMIT (applied in
  *    order) or ROLLBACK (dropped); PREPARE marks the transaction prepared;
  *  - MSG_MOVE changes the location of a live message only.
+ *  - LARGE_ADD is a MSG_ADD whose body is a file (journal_format.h): the entry has
+ *    seq 0 (segments start at 1), off = the body's CRC32C, len = the body length;
+ *    it counts in no segment. When such an entry leaves the index (last reference
+ *    gone, or its transaction rolled back), on_large_gone tells the writer, which
+ *    deletes the file once that record is durable;
  *  - DUP_ID appends the id to its address's FIFO of the newest dup_limit ids
  *    (store_dup.c); the oldest falls out. Ids are independent of messages.
  * References to an unknown message are counted (orphans) and ignored.
@@ -34,7 +39,7 @@ struct idx_ref {
     uint32_t reserved;
 };
 
-/* One live message. msg_id 0 marks an empty hash slot. */
+/* One live message. msg_id 0 marks an empty hash slot; seq 0 a large message. */
 struct idx_msg {
     uint64_t msg_id;
     uint64_t seq;     /* segment of the MSG_ADD / MSG_MOVE record */
@@ -101,7 +106,21 @@ struct idx {
     size_t ndupslots, ndupaddrs;
     uint64_t ndupids;
     uint32_t dup_limit; /* ids kept per address; 0 = JNL_DUP_IDS_DEFAULT */
+    /* the writer's hook (NULL during recovery and in followers) */
+    void (*on_large_gone)(void *ctx, uint64_t msg_id);
+    void *hook_ctx;
 };
+
+static inline bool idx_msg_large(const struct idx_msg *m)
+{
+    return m->seq == 0;
+}
+
+/* Bytes of the body (the record payload minus its head, or the large file's). */
+static inline uint32_t idx_body_len(const struct idx_msg *m)
+{
+    return idx_msg_large(m) ? m->len : m->len - (uint32_t)sizeof(struct jnl_msg_add);
+}
 
 void idx_init(struct idx *x);
 void idx_free(struct idx *x);

@@ -157,11 +157,20 @@ struct store_segfd {
     int rfd; /* buffered read fd, -1 if not open */
 };
 
+/* A large message whose file goes once the record at lsn is durable. */
+struct large_dead {
+    uint64_t msg_id;
+    uint64_t lsn;
+};
+
 struct store {
     struct store_opts o;
     char dir[4000];
     char jdir[4096];
     char bdir[4096];
+    char ldir[4096];
+    struct large_dead *dead; /* store_large.c */
+    size_t ndead, capdead;
     int lock_fd;
     uint64_t epoch;
     bool fenced;
@@ -227,6 +236,18 @@ int writer_read_buffered(struct store *s, uint64_t seq, uint64_t off, void *dst,
 int store_seg_rfd(struct store *s, uint64_t seq);
 int store_seg_forget(struct store *s, uint64_t seq);
 int store_read_epoch(const char *dir, uint64_t *epoch, char *err, size_t errlen);
+
+/* --- large messages (store_large.c) --- */
+void large_path(char *out, size_t n, const char *ldir, uint64_t msg_id);
+int store_add_large(struct store *s, uint64_t msg_id, const void *body, size_t len,
+                    uint64_t *lsn);
+/* Reads a large body (writer and follower); verifies the CRC when all of it is read. */
+long large_read(const char *ldir, uint64_t msg_id, uint32_t crc, uint32_t body_len, void *buf,
+                size_t len);
+/* After recovery: deletes orphan files, then installs the deletion hook. */
+int large_recover(struct store *s, char *err, size_t errlen);
+/* Deletes the files of messages whose removal is durable (after each batch). */
+void large_reap(struct store *s);
 
 /* Walks the duplicate ids of an index (writer and follower). */
 int store_dup_walk(const struct idx *x, store_dup_cb cb, void *ctx);

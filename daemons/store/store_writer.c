@@ -513,6 +513,7 @@ static int batch_done(struct store *s)
     s->durable_lsn = lsn;
     if (s->o.on_durable)
         s->o.on_durable(s->o.ctx, lsn);
+    large_reap(s);
     int r = prealloc_next(s);
     if (r < 0 && r != -ESTALE)
         return r;

@@ -6,6 +6,8 @@
  *   <store>/journal/<seq>.seg   message journal segments, seq = 16 lower-case hex digits
  *   <store>/journal/checkpoint  which checkpoint recovery starts from (struct jnl_ckpt_ptr)
  *   <store>/bindings/<seq>.seg  the bindings journal (addresses and queues), same format
+ *   <store>/large-messages/<id>.msg  body of a large message (JNL_REC_LARGE_ADD), id = the
+ *                               msg_id in 16 lower-case hex digits; the raw body bytes
  *   <store>/live.lock           OFD lock held by the live node's supervisor (HA work)
  *   <store>/writer.lock         OFD lock held by the one writer process (hamq-journal)
  *   <store>/store.epoch         the fencing epoch: ASCII decimal, then '\n'
@@ -127,7 +129,18 @@ _Static_assert(offsetof(struct jnl_seg_header, header_crc) == 124, "segment head
  *                        Checkpoints carry the live ids (JNL_CKPT_TAG_DUP), so a segment
  *                        is never kept for its DUP_ID records.
  *
- * Compatibility of the types added after the first release (DUP_ID): JNL_FORMAT_VERSION
+ * JNL_REC_LARGE_ADD      struct jnl_large_add: like MSG_ADD, but the body is the file
+ *                        large-messages/<msg_id>.msg (a body too big for a segment, or
+ *                        over the store's large_message_size). The file is written,
+ *                        fdatasync'd and its directory fsync'd BEFORE this record is
+ *                        appended, so a durable record never names a missing file; a file
+ *                        that no live record names is an orphan (a crash between the two
+ *                        steps) and is deleted at recovery. The file is deleted once the
+ *                        record that removed the message's last reference is durable.
+ *                        Compaction never moves it (nothing to move: the record is tiny
+ *                        and checkpoints carry it as JNL_CKPT_TAG_LARGE).
+ *
+ * Compatibility of the types added after the first release (DUP_ID, LARGE_ADD): JNL_FORMAT_VERSION
  * stays 1 because a version-1 store (without them) reads exactly as before; a binary
  * that predates a type refuses a store holding it ("unknown record type", corruption
  * class: do NOT set allow_truncate_corrupt to get an older binary to start, it would cut
@@ -149,7 +162,8 @@ enum jnl_rec_type {
     JNL_REC_BINDING_ADD = 13,
     JNL_REC_BINDING_DEL = 14,
     JNL_REC_DUP_ID = 15,
-    JNL_REC_TYPE_MAX = 15,
+    JNL_REC_LARGE_ADD = 16,
+    JNL_REC_TYPE_MAX = 16,
 };
 
 /* Record flags. */
@@ -230,6 +244,17 @@ struct jnl_dup_id {
 };
 _Static_assert(sizeof(struct jnl_dup_id) == 8, "dup id layout");
 
+/* JNL_REC_LARGE_ADD payload: body_crc = CRC32C of the body_len bytes of the file. */
+#define JNL_LARGE_DIR "large-messages"
+#define JNL_LARGE_SUFFIX ".msg"
+struct jnl_large_add {
+    uint64_t msg_id;
+    uint64_t body_len; /* < 4 GiB (the index keeps 32 bits) */
+    uint32_t body_crc;
+    uint32_t reserved;
+};
+_Static_assert(sizeof(struct jnl_large_add) == 24, "large add layout");
+
 /* JNL_REC_TX_PREPARE / COMMIT / ROLLBACK payload. */
 struct jnl_tx {
     uint64_t tx_id;
@@ -264,6 +289,7 @@ _Static_assert(sizeof(struct jnl_ckpt_begin) == 32, "ckpt begin layout");
 #define JNL_CKPT_TAG_MSG 1u
 #define JNL_CKPT_TAG_TXOP 2u
 #define JNL_CKPT_TAG_DUP 3u /* struct jnl_ckpt_dup: one live duplicate id */
+#define JNL_CKPT_TAG_LARGE 4u /* struct jnl_ckpt_large + its refs: one live large message */
 
 /* One live message in a CKPT_DATA record: where its body record is, and its refs. */
 struct jnl_ckpt_msg {
@@ -275,6 +301,17 @@ struct jnl_ckpt_msg {
     uint32_t rec_length; /* its payload length */
 };
 _Static_assert(sizeof(struct jnl_ckpt_msg) == 32, "ckpt msg layout");
+
+/* One live large message (counted in nmsgs like jnl_ckpt_msg), then nrefs refs. */
+struct jnl_ckpt_large {
+    uint32_t tag; /* JNL_CKPT_TAG_LARGE */
+    uint32_t nrefs;
+    uint64_t msg_id;
+    uint64_t body_len;
+    uint32_t body_crc;
+    uint32_t reserved;
+};
+_Static_assert(sizeof(struct jnl_ckpt_large) == 32, "ckpt large layout");
 
 struct jnl_ckpt_ref {
     uint64_t queue_id;

@@ -6,6 +6,8 @@ _consumer) and ends with `hamqtest.main(globals())`, which runs each one with a
 time limit and prints TAP (one line per behaviour) for automake's TAP driver.
 Skips: raise hamqtest.Skip("reason").
 """
+import atexit
+import glob
 import os
 import random
 import shutil
@@ -76,6 +78,22 @@ def workdir(prefix="hamq-test-"):
     return tempfile.mkdtemp(prefix=prefix, dir=base)
 
 
+_instances = []
+
+
+def _remove_shm():
+    """A broker killed with SIGKILL cannot unlink its shm segment and doorbells."""
+    for inst in _instances:
+        for f in glob.glob("/dev/shm/hamq.%s" % inst) + glob.glob("/dev/shm/hamq.%s.bell.*" % inst):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
+
+
+atexit.register(_remove_shm)
+
+
 class Broker:
     """One hamq-journal --spawn-workers process (the whole broker)."""
 
@@ -85,6 +103,7 @@ class Broker:
         self.workers = workers
         self.offset = offset if offset is not None else free_offset()
         self.instance = instance or "t%d_%d" % (os.getpid(), self.offset)
+        _instances.append(self.instance)
         self.extra = list(extra)
         self.config = config
         self.proc = None

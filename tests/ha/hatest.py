@@ -244,8 +244,9 @@ def connect(port, attempts=10):
             time.sleep(0.1)
 
 
-def drain(port, queue="/queue/ha", idle=1.0, timeout=30):
-    """Consumes (client-individual acks) until the queue has been idle for `idle` s."""
+def drain(port, queue="/queue/ha", idle=1.0, timeout=30, expect=None):
+    """Consumes (client-individual acks) until the queue has been idle for `idle` s
+    (and, with expect, not before `expect` messages came or `timeout` passed)."""
     c = connect(port)
     try:
         c.subscribe(queue, id="d", ack="client-individual")
@@ -259,13 +260,21 @@ def drain(port, queue="/queue/ha", idle=1.0, timeout=30):
                 c.ack(f.headers.get("ack") or f.headers["message-id"])
                 seen += 1
                 last = time.monotonic()
-            if time.monotonic() - last >= idle:
+            waiting = expect is not None and seen < expect
+            if not waiting and time.monotonic() - last >= idle:
                 break
             time.sleep(0.02)
         time.sleep(0.2)  # acks out
         return [f.body for f in c.collector.messages]
     finally:
         c.disconnect()
+
+
+def same(got, sent):
+    """Assertion text for two message lists that should be equal."""
+    g, s_ = set(got), set(sent)
+    return "got %d (%d distinct), want %d: missing %s, extra %s" % (
+        len(got), len(g), len(sent), sorted(s_ - g)[:5], sorted(g - s_)[:5])
 
 
 def figure(name, value, unit="ms"):

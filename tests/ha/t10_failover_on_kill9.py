@@ -16,7 +16,7 @@ def test_kill9_of_the_live_node_makes_the_backup_serve_every_receipted_message()
         n2.wait_serving(timeout=15)
         figure("failover kill -9 node -> backup serving (supervisor clock)",
                n2.last_duration_ms())
-        got = drain(n2.stomp_port)
+        got = drain(n2.stomp_port, expect=len(sent))
         assert sorted(got) == sent, "lost %d, extra %d" % (
             len(set(sent) - set(got)), len(set(got) - set(sent)))
         assert len(got) == len(set(got)), "duplicates"
@@ -34,8 +34,8 @@ def test_kill9_of_the_live_core_only_is_restarted_by_its_own_supervisor():
                  "node1 serving with a new core")
         assert n2.status()["role"] == "backup"
         assert "restarting it here" in n1.log()
-        got = drain(n1.stomp_port)
-        assert sorted(got) == sent
+        got = drain(n1.stomp_port, expect=len(sent))
+        assert sorted(got) == sent, hatest.same(got, sent)
 
 
 def test_a_frozen_core_is_killed_before_the_backup_takes_over():
@@ -51,8 +51,8 @@ def test_a_frozen_core_is_killed_before_the_backup_takes_over():
         assert n1.events("core-frozen"), "no core-frozen event on node1"
         wait_for(lambda: not os.path.exists("/proc/%d" % core) or
                  open("/proc/%d/stat" % core).read().split()[2] == "Z", 5, "frozen core dead")
-        got = drain(n2.stomp_port)
-        assert sorted(got) == sent
+        got = drain(n2.stomp_port, expect=len(sent))
+        assert sorted(got) == sent, hatest.same(got, sent)
         n1.wait_role("backup", timeout=15)
 
 

@@ -80,7 +80,7 @@ def test_kill9_cycles_under_load_lose_no_receipted_message_and_duplicate_only_re
         figure("kill -9 under load -> backup serving, per cycle (supervisor clock)", times)
         print("# %d messages sent over %d cycles, %d unconfirmed resent with their duplicate id"
               % (len(all_sent), CYCLES, total_resent), flush=True)
-        got = drain(p.live().stomp_port, timeout=60)
+        got = drain(p.live().stomp_port, timeout=60, expect=len(all_sent))
         missing = set(all_sent) - set(got)
         dups = len(got) - len(set(got))
         assert not missing, "%d receipted/resent messages lost, e.g. %s" % (

@@ -6,8 +6,9 @@
 # hamq.target over D-Bus, as user hamq through polkit), systemctl status and
 # journalctl show the supervisor's STATUS= and structured events
 # (journalctl HAMQ_EVENT=promote), `hamq-supervisorctl failover` moves the
-# broker to the other node with no message lost, and when the live node dies
-# the backup takes over.
+# broker to the other node with no message lost, when the live node dies
+# the backup takes over, and with [ha] activation = exec the same unit runs
+# hamq-journal as the supervisor's child.
 [ -n "${BASH_VERSION:-}" ] || exec /bin/bash "$0" "$@"
 set -u
 # shellcheck source=tests/systemd/nspawn-lib.sh
@@ -136,6 +137,21 @@ wait_role "$A" live 30
 wait_active "$A" hamq-journal 30
 check "$B powered off: $A takes over and serves again" \
     '[ "$(role "$A")" = live ] && $PROBE "$STOMP" recv ha.q2 before-crash'
+
+# --- exec activation under the same unit (the example config's default) ---------------
+on "$A" timeout 60 systemctl stop hamq-supervisor
+check "stopping hamq-supervisor stops the broker it started" \
+    'ns_wait "$A" 20 sh -c "! systemctl is-active -q hamq-journal"'
+on "$A" sed -i 's/^activation = systemd$/activation = exec/' /etc/hamq/hamq.conf
+on "$A" timeout 30 systemctl start hamq-supervisor
+wait_role "$A" live 30
+for _ in $(seq 1 50); do [ "$(status_key "$A" serving)" = yes ] && break; sleep 0.2; done
+sup=$(prop "$A" hamq-supervisor MainPID)
+core=$(on "$A" pgrep -P "$sup" -x hamq-journal)
+check "[ha] activation = exec: the supervisor runs hamq-journal as its child (pid ${core:-none}) inside its unit" \
+    '[ -n "$core" ] && [ "$(on "$A" ps -o user= -p "$core")" = hamq ] && ! on "$A" systemctl is-active -q hamq-journal'
+check "and clients are served by the broker it runs" \
+    '$PROBE "$STOMP" send ha.q3 exec-mode && $PROBE "$STOMP" recv ha.q3 exec-mode'
 
 [ $fail = 0 ] || show_logs
 echo "# $n checks in $(($(date +%s) - t0)) s"

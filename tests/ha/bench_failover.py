@@ -11,7 +11,7 @@ figure (HAMQ_DURATION_MS of its "serving" event: lock acquired → a worker
 listening).
 
     HAMQ_BUILDDIR=/path/to/build /usr/bin/python3 tests/ha/bench_failover.py \
-        [--sizes 1000,100000] [--runs 5]
+        [--sizes 0,1000,100000] [--runs 5]
 """
 import argparse
 import os
@@ -48,6 +48,8 @@ def stomp_connected(port, timeout=0.2):
 
 def fill(port, count):
     t0 = time.monotonic()
+    if count == 0:
+        return 0.0
     r = subprocess.run([hatest.binary("hamq-stomp-load"), "-P", str(port), "-p", "1", "-n",
                         str(count), "-s", "1024", "-w", "1000", "--grace", "60"],
                        capture_output=True, text=True, timeout=600)
@@ -95,7 +97,7 @@ def bench(size, runs):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="1000,100000")
+    ap.add_argument("--sizes", default="0,1000,100000")
     ap.add_argument("--runs", type=int, default=5)
     a = ap.parse_args()
     for size in [int(x) for x in a.sizes.split(",")]:

@@ -78,7 +78,7 @@ struct wka_link {
     uint8_t routing;
     bool closed;       /* we closed it (or the peer did) */
     bool in_discard;   /* too large: drop the rest of this transfer */
-    bool presettled, durable_sub;
+    bool presettled, durable_sub, browse;
     bool stat_started;
 };
 
@@ -570,10 +570,9 @@ static void open_consumer(struct wka_conn *ac, pn_link_t *l)
     rec.u.sub.consumer = lk->consumer;
     rec.u.sub.corr = new_corr(ac, PEND_SUB, NULL, lk);
     rec.u.sub.routing = lk->routing;
+    lk->browse = pn_terminus_get_distribution_mode(src) == PN_DIST_MODE_COPY;
     rec.u.sub.options = (lk->presettled ? MSGPROTO_SUB_AUTO_ACK : 0) |
-                        (pn_terminus_get_distribution_mode(src) == PN_DIST_MODE_COPY
-                             ? MSGPROTO_SUB_BROWSE
-                             : 0) |
+                        (lk->browse ? MSGPROTO_SUB_BROWSE : 0) |
                         (lk->durable_sub ? MSGPROTO_SUB_DURABLE : 0);
     rec.u.sub.credit = 0; /* the client's flow brings credit */
     rec.u.sub.address = msgproto_str(lk->address);
@@ -599,7 +598,8 @@ static void on_disposition(struct wka_conn *ac, struct wka_link *lk, pn_delivery
 
     if (!settled && (state == 0 || state == PN_RECEIVED))
         return; /* not an outcome yet */
-    if (!lk->presettled && lk->consumer && tag.size == 8) {
+    /* A browser's outcomes change nothing: it never took the message. */
+    if (!lk->presettled && !lk->browse && lk->consumer && tag.size == 8) {
         pn_disposition_t *ds = pn_delivery_remote(dl);
         switch (state) {
         case PN_RELEASED: rec.type = MSGPROTO_RELEASE; break;

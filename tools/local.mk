@@ -1,1 +1,12 @@
 # tools: see top-level Makefile.am
+# hamq — the client command line (Artemis CLI flags), an AMQP 1.0 client on
+# Qpid Proton C's connection driver (tools/hamq*.c, tools/README.md).
+bin_PROGRAMS += tools/hamq
+tools_hamq_SOURCES = tools/hamq_main.c tools/hamq_conn.c tools/hamq_msg.c tools/hamq_stat.c \
+	tools/hamq_perf.c tools/hamq.h
+tools_hamq_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS)
+tools_hamq_LDADD = $(PROTON_LIBS)
+
+# The CLI against a real broker (python drives it and checks counts and output).
+TESTS += tests/tools/t20_hamq_cli.py
+EXTRA_DIST += tests/tools/t20_hamq_cli.py tools/README.md

@@ -57,7 +57,7 @@ inside systemd-tmpfiles --create >/dev/null 2>&1
 check "sysusers.d creates the hamq system user" 'inside id -u hamq >/dev/null'
 check "tmpfiles.d creates /var/lib/hamq and /run/hamq owned by hamq, mode 750" \
     '[ "$(inside stat -c %U:%a /var/lib/hamq /run/hamq | sort -u)" = hamq:750 ]'
-out=$(inside systemd-analyze verify --man=no hamq-journal.service hamq-worker@0.service hamq.target 2>&1)
+out=$(inside systemd-analyze verify --man=no hamq-journal.service hamq-worker@0.service hamq.target hamq-supervisor.service 2>&1)
 echo "$out" | sed 's/^/# verify: /'
 check "systemd-analyze verify accepts the installed units" '[ -z "$out" ]'
 
@@ -101,6 +101,17 @@ ev=$(inside journalctl HAMQ_EVENT=ready -o json --output-fields=_SYSTEMD_UNIT,HA
 echo "$ev" | sed 's/^/# /'
 check "journalctl HAMQ_EVENT=ready filters the core's structured ready event" \
     'echo "$ev" | grep -q "\"_SYSTEMD_UNIT\":\"hamq-journal.service\"" && [ "$(echo "$ev" | grep -o "\"HAMQ_EVENT\":\"[a-z_-]*\"" | sort -u)" = "\"HAMQ_EVENT\":\"ready\"" ]'
+
+# --- a worker killed with SIGKILL is restarted and reattaches -------------------
+wpid=$(prop hamq-worker@1 MainPID)
+inside kill -KILL "$wpid"
+ns_wait "$C" 20 sh -c "p=\$(systemctl show -p MainPID --value hamq-worker@1); [ \"\$p\" != 0 ] && [ \"\$p\" != $wpid ] && systemctl is-active -q hamq-worker@1"
+check "a worker killed with SIGKILL is restarted by systemd (pid $wpid -> $(prop hamq-worker@1 MainPID))" \
+    '[ "$(prop hamq-worker@1 NRestarts)" -ge 1 ] && active hamq-worker@1'
+for _ in $(seq 1 50); do inside journalctl HAMQ_EVENT=worker-lost --no-pager -o cat | grep -q "worker 1 (pid $wpid)" && break; sleep 0.2; done
+check "the core logged it as a structured event (journalctl HAMQ_EVENT=worker-lost)" \
+    'inside journalctl HAMQ_EVENT=worker-lost --no-pager -o cat | grep -q "worker 1 (pid $wpid)"'
+check "and the broker still serves" '$PROBE "$STOMP" send sd.q4 after-worker-kill && $PROBE "$STOMP" recv sd.q4 after-worker-kill'
 
 # --- durability across a restart of the service --------------------------------
 $PROBE "$STOMP" send sd.q2 survives-restart || not "send before the restart"

@@ -51,6 +51,17 @@ def test_allow_failback_makes_a_returning_primary_take_over_by_itself():
         assert sorted(got) == sent, hatest.same(got, sent)
 
 
+def test_stopping_the_live_supervisor_hands_over_with_zero_loss():
+    with Pair().start() as p:
+        n1, n2 = p.nodes
+        sent = send_persistent(n1.stomp_port, 50, "stop")
+        n1.stop()  # SIGTERM: the core flushes and exits before live.lock goes
+        assert n1.proc.returncode == 0, n1.proc.returncode
+        n2.wait_serving()
+        got = drain(n2.stomp_port, expect=len(sent))
+        assert sorted(got) == sent, hatest.same(got, sent)
+
+
 def test_commands_that_make_no_sense_are_refused_clearly():
     with Pair().start() as p:
         n1, n2 = p.nodes

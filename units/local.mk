@@ -65,9 +65,10 @@ hamq-install-units:
 	@for t in $(hamq_unit_templates); do \
 	  u=`basename $$t .in`; \
 	  echo " GEN+INSTALL $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u"; \
-	  $(hamq_units_edit) $(top_srcdir)/$$t >units/$$u.install || exit 1; \
-	  $(INSTALL_DATA) units/$$u.install '$(DESTDIR)$(SYSTEMD_UNITDIR)/'$$u || exit 1; \
-	  rm -f units/$$u.install; \
+	  tmp=units/$$u.install.$$$$; \
+	  $(hamq_units_edit) $(top_srcdir)/$$t >$$tmp || exit 1; \
+	  $(INSTALL_DATA) $$tmp '$(DESTDIR)$(SYSTEMD_UNITDIR)/'$$u || exit 1; \
+	  rm -f $$tmp; \
 	done
 	$(INSTALL_DATA) $(top_srcdir)/units/hamq.target '$(DESTDIR)$(SYSTEMD_UNITDIR)/hamq.target'
 	$(INSTALL_DATA) $(top_srcdir)/units/sysusers.d/hamq.conf '$(DESTDIR)$(SYSUSERS_DIR)/hamq.conf'

@@ -85,3 +85,11 @@ HA_SCENARIOS = tests/ha/t10_failover_on_kill9.py tests/ha/t11_manual_failover.py
 TESTS += $(HA_SCENARIOS) tests/ha/t20_vip_failover_netns.sh
 EXTRA_DIST += $(HA_SCENARIOS) tests/ha/hatest.py tests/ha/t20_vip_failover_netns.sh \
 	tests/ha/bench_failover.py
+
+# nolocks.so: LD_PRELOAD shim that makes OFD locks no-ops (a file system that
+# ignores locks), for the lock self-test refusal in t13.
+check_PROGRAMS += tests/ha/nolocks.so
+tests_ha_nolocks_so_SOURCES = tests/ha/nolocks.c
+tests_ha_nolocks_so_CFLAGS = $(AM_CFLAGS) -fPIC
+tests_ha_nolocks_so_LDFLAGS = -shared
+tests_ha_nolocks_so_LDADD = -ldl

@@ -76,5 +76,19 @@ def test_bad_setups_are_refused_with_a_clear_error():
     subprocess.run(["rm", "-rf", d])
 
 
+def test_a_store_whose_file_system_ignores_locks_is_refused():
+    d = hatest.workdir("hamq-nolock-")
+    shim = os.path.join(hatest.hamqtest.BUILDDIR, "tests", "ha", "nolocks.so")
+    env = dict(os.environ, LD_PRELOAD=shim,
+               ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0")
+    r = run_sup("--run-dir", os.path.join(d, "run"), "--listen",
+                "tcp://127.0.0.1:%d" % hatest.free_tcp_port(), "--node-id", "x", "--store", d,
+                env=env)
+    assert r.returncode == 8, (r.returncode, r.stderr)
+    assert "does not honour OFD locks" in r.stderr and d in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(d, "run", "supervisor-x.sock"))
+    subprocess.run(["rm", "-rf", d])
+
+
 if __name__ == "__main__":
     hatest.main(globals())

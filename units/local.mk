@@ -31,7 +31,9 @@ units/hamq-worker@.service: $(top_srcdir)/units/hamq-worker@.service.in $(top_sr
 # Man pages: the binaries' --help through help2man, and hamq.conf(5) from the
 # documented example. Generated (never edited by hand), so they cannot drift.
 man_MANS = man/hamq-journal.8 man/hamq-worker.8 man/hamq-supervisor.8 \
-	man/hamq-supervisorctl.1 man/hamq.conf.5
+	man/hamq-supervisorctl.1 man/hamq.1 man/hamq.conf.5
+# hamq(1): the top --help, then each command's --help (the CLI has no --version).
+hamq_cli_commands = producer consumer browser 'queue stat' perf
 man/hamq-journal.8: daemons/hamq-journal$(EXEEXT)
 	$(AM_V_GEN)$(MKDIR_P) man && $(HELP2MAN) --no-info --section=8 \
 	  --name='hamq broker core: store, routing, dispatch' --output=$@ ./daemons/hamq-journal$(EXEEXT)
@@ -44,12 +46,22 @@ man/hamq-supervisor.8: supervisor/hamq-supervisor$(EXEEXT)
 man/hamq-supervisorctl.1: supervisor/hamq-supervisorctl$(EXEEXT)
 	$(AM_V_GEN)$(MKDIR_P) man && $(HELP2MAN) --no-info --section=1 \
 	  --name='control a hamq-supervisor: status, failover, failback' --output=$@ ./supervisor/hamq-supervisorctl$(EXEEXT)
+man/hamq.1: tools/hamq$(EXEEXT)
+	$(AM_V_GEN)$(MKDIR_P) man && { echo '[COMMAND OPTIONS]'; \
+	  for c in $(hamq_cli_commands); do \
+	    echo ".SS \"hamq $$c\""; echo .nf; \
+	    ./tools/hamq$(EXEEXT) $$c --help | sed -e 's/\\/\\e/g' -e 's/^\./\\\&./' || exit 1; \
+	    echo .fi; \
+	  done; } >man/hamq.h2m && \
+	$(HELP2MAN) --no-info --section=1 --version-string='$(PACKAGE_VERSION)' \
+	  --name='hamq client: producer, consumer, browser, queue stat, perf (Artemis CLI flags)' \
+	  --include=man/hamq.h2m --output=$@ ./tools/hamq$(EXEEXT)
 man/hamq.conf.5: $(top_srcdir)/units/hamq.conf $(top_srcdir)/units/hamq-conf-man.awk
 	$(AM_V_GEN)$(MKDIR_P) man && $(AWK) -v version='$(PACKAGE_VERSION)' \
 	  -f $(top_srcdir)/units/hamq-conf-man.awk $(top_srcdir)/units/hamq.conf >$@.tmp && mv $@.tmp $@
 
 noinst_DATA = $(hamq_units_built)
-CLEANFILES += $(hamq_units_built) $(man_MANS)
+CLEANFILES += $(hamq_units_built) $(man_MANS) man/hamq.h2m
 
 install-data-local: hamq-install-units
 uninstall-local: hamq-uninstall-units

@@ -15,12 +15,23 @@ check_page() { # page: renders cleanly
         { echo "$w"; not "$(basename "$1") renders without warnings"; }
 }
 
-for bin in daemons/hamq-journal daemons/hamq-worker supervisor/hamq-supervisor supervisor/hamq-supervisorctl; do
+help_of() { # every --help text of a binary (the hamq CLI: also each command's)
+    "$B/$1" --help
+    if [ "$1" = tools/hamq ]; then
+        for c in producer consumer browser "queue stat" perf; do
+            # shellcheck disable=SC2086
+            "$B/$1" $c --help
+        done
+    fi
+}
+
+for bin in daemons/hamq-journal daemons/hamq-worker supervisor/hamq-supervisor \
+           supervisor/hamq-supervisorctl tools/hamq; do
     name=$(basename $bin)
     page=$(ls "$B"/man/"$name".[18] 2>/dev/null | head -n1)
     [ -n "$page" ] || { not "$name has a man page in $B/man"; continue; }
     text=$(sed 's/\\-/-/g; s/\\f[BIRP]//g' "$page")
-    opts=$("$B/$bin" --help | grep -oE -- '--[a-z][a-z-]+' | sort -u)
+    opts=$(help_of "$bin" | grep -oE -- '--[a-zA-Z][a-zA-Z-]+' | sort -u)
     [ -n "$opts" ] || { not "$name --help lists options"; continue; }
     missing=
     for o in $opts; do

@@ -22,7 +22,7 @@ rpm -qp --qf '[%{FILEFLAGS:fflags}\t%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGRO
 fail=0
 files=$(rpm -qlp "$pkg" 2>/dev/null)
 for f in /usr/sbin/hamq-journal /usr/sbin/hamq-worker /usr/sbin/hamq-supervisor /usr/bin/hamq-supervisorctl \
-         /usr/share/polkit-1/rules.d/hamq.rules /usr/lib/systemd/system/hamq-journal.service \
+         /usr/bin/hamq /usr/share/man/man1/hamq.1 /usr/share/polkit-1/rules.d/hamq.rules /usr/lib/systemd/system/hamq-journal.service \
          /usr/lib/systemd/system/hamq-worker@.service /usr/lib/systemd/system/hamq.target \
          /usr/lib/systemd/system/hamq-supervisor.service /usr/lib/sysusers.d/hamq.conf \
          /usr/lib/tmpfiles.d/hamq.conf /usr/lib/firewalld/services/hamq.xml /etc/hamq/hamq.conf \

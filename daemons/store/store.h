@@ -90,8 +90,9 @@ int store_append_tx(struct store *s, uint64_t tx_id, enum jnl_rec_type type, con
 /*
  * msg_id must not be 0. The body is opaque and may be empty. A body of
  * large_message_size bytes or more (or too big for a segment) is written to
- * large-messages/<id>.msg and synced (blocking: write + 2 syncs) before its small
- * record is appended; up to 4 GiB - 1. -EEXIST if msg_id is live.
+ * large-messages/<id>.msg (a blocking copy into the page cache), its fdatasync
+ * is submitted through libaio, and its small record appended; no batch goes out
+ * before that sync completes. Up to 4 GiB - 1. -EEXIST if msg_id is live.
  */
 int store_add_message(struct store *s, uint64_t msg_id, const void *body, size_t len,
                       uint64_t *lsn);

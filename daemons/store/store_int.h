@@ -163,6 +163,14 @@ struct large_dead {
     uint64_t lsn;
 };
 
+/* The fdatasync of one large message file, in flight through libaio. */
+struct large_sync {
+    struct large_sync *next;
+    struct iocb iocb;
+    int fd;
+};
+#define STORE_MAX_LARGE_SYNCS 32 /* in flight at once (the aio context holds 128) */
+
 struct store {
     struct store_opts o;
     char dir[4000];
@@ -171,6 +179,8 @@ struct store {
     char ldir[4096];
     struct large_dead *dead; /* store_large.c */
     size_t ndead, capdead;
+    struct large_sync *lsyncs; /* files whose sync is in flight: no batch goes out */
+    int large_pending;
     int lock_fd;
     uint64_t epoch;
     bool fenced;
@@ -248,6 +258,9 @@ long large_read(const char *ldir, uint64_t msg_id, uint32_t crc, uint32_t body_l
 int large_recover(struct store *s, char *err, size_t errlen);
 /* Deletes the files of messages whose removal is durable (after each batch). */
 void large_reap(struct store *s);
+/* 1 and handled if e is a large file's sync completion, else 0. */
+int large_on_event(struct store *s, const struct io_event *e);
+void large_fini(struct store *s);
 
 /* Walks the duplicate ids of an index (writer and follower). */
 int store_dup_walk(const struct idx *x, store_dup_cb cb, void *ctx);

@@ -415,7 +415,9 @@ int store_kick(struct store *s)
 {
     if (s->failed)
         return s->failed;
-    if (s->inflight || s->fenced)
+    /* large_pending: a record names a large file whose sync is in flight; nothing
+       appended since may go out before it is durable (store_large.c) */
+    if (s->inflight || s->fenced || s->large_pending)
         return 0;
     struct wbuf *old_fill = NULL;
     size_t nsealed = 0;
@@ -522,6 +524,9 @@ static int batch_done(struct store *s)
 
 static int reap_one(struct store *s, const struct io_event *e)
 {
+    int lr = large_on_event(s, e);
+    if (lr != 0)
+        return lr < 0 ? lr : 0;
     struct wbuf *b = e->data;
     long res = (long)e->res;
     long want = b ? (long)jnl_align(b->len, JNL_BLOCK) : 0;
@@ -544,7 +549,7 @@ static int reap(struct store *s, long min_nr)
     struct io_event ev[STORE_AIO_EVENTS];
     struct timespec zero = {0, 0};
     for (;;) {
-        if (!s->inflight)
+        if (!s->inflight && !s->large_pending)
             return 0;
         int n = io_getevents(s->aio, min_nr, STORE_AIO_EVENTS, ev, min_nr ? NULL : &zero);
         if (n == -EINTR)
@@ -689,8 +694,9 @@ void writer_fini(struct store *s)
 {
     /* After a failure some iocbs of the batch may never have been submitted: do
        not wait for their completions; io_destroy() waits for the submitted ones. */
-    while (!s->failed && s->inflight && reap(s, 1) == 0)
+    while (!s->failed && (s->inflight || s->large_pending) && reap(s, 1) == 0)
         ;
+    large_fini(s);
     if (s->aio)
         aio_put(s->aio, !s->inflight && !s->failed);
     if (s->efd >= 0)

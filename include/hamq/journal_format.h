@@ -132,8 +132,8 @@ _Static_assert(offsetof(struct jnl_seg_header, header_crc) == 124, "segment head
  * JNL_REC_LARGE_ADD      struct jnl_large_add: like MSG_ADD, but the body is the file
  *                        large-messages/<msg_id>.msg (a body too big for a segment, or
  *                        over the store's large_message_size). The file is written,
- *                        fdatasync'd and its directory fsync'd BEFORE this record is
- *                        appended, so a durable record never names a missing file; a file
+ *                        fdatasync'd and its directory fsync'd BEFORE this record goes
+ *                        to disk, so a durable record never names a missing file; a file
  *                        that no live record names is an orphan (a crash between the two
  *                        steps) and is deleted at recovery. The file is deleted once the
  *                        record that removed the message's last reference is durable.

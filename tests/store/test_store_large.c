@@ -3,7 +3,8 @@
  * segment round-trip through reopens, checkpoints and compaction; the file goes
  * only once the acknowledgement of the last reference is durable; a crash between
  * the file and its record leaves neither a record nor an orphan after recovery; a
- * crash after a durable ack leaves an orphan that recovery deletes; a follower reads
+ * crash after a durable ack leaves an orphan that recovery deletes; no batch goes out
+ * while a large file's sync is in flight; a follower reads
  * them; a damaged file is reported, not served.
  */
 #include <setjmp.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_int.h"
 #include "store_testlib.h"
 
 #define SEG (64 * 1024)
@@ -166,7 +168,7 @@ static int child_dies_at(const char *step, bool ack)
 static void a_crash_between_the_file_and_its_record_leaves_no_record_and_no_orphan(void **state)
 {
     (void)state;
-    const char *steps[] = {"large_file_synced", "large_before_record", "before_submit"};
+    const char *steps[] = {"large_file_written", "large_before_record", "before_submit"};
     for (size_t k = 0; k < 3; k++) {
         st_rmrf(dir);
         assert_int_equal(mkdir(dir, 0750), 0);
@@ -237,6 +239,27 @@ static void compaction_keeps_large_messages_and_their_files(void **state)
     store_close(s);
 }
 
+static void no_batch_goes_out_while_a_large_file_sync_is_in_flight(void **state)
+{
+    (void)state;
+    struct store *s;
+    assert_int_equal(open_store(&s), 0);
+    assert_int_equal(store_sync(s), 0);
+    uint64_t before = store_durable_lsn(s), lsn = 0;
+    add(s, 2, 100, 7); /* appended before the large one: held too */
+    st_body(1, body, BIG);
+    assert_int_equal(store_add_message(s, 1, body, BIG, &lsn), 0);
+    assert_int_equal(s->large_pending, 1); /* its completion is only reaped by us */
+    assert_int_equal(store_kick(s), 0);
+    assert_null(s->inflight);
+    assert_int_equal(store_durable_lsn(s), before);
+    assert_int_equal(store_sync(s), 0); /* reaps the file sync, then the batch goes */
+    assert_int_equal(s->large_pending, 0);
+    assert_true(store_durable_lsn(s) >= lsn);
+    check_body(s, 1, BIG);
+    store_close(s);
+}
+
 static void a_follower_reads_large_bodies(void **state)
 {
     (void)state;
@@ -292,6 +315,8 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(compaction_keeps_large_messages_and_their_files, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(no_batch_goes_out_while_a_large_file_sync_is_in_flight,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(a_follower_reads_large_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(a_damaged_large_file_is_reported_not_served, setup,
                                         teardown),

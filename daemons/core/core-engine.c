@@ -179,7 +179,15 @@ int answer(struct core_engine *e, uint32_t worker, uint64_t conn, uint64_t corr,
     *an = (struct core_answer){.worker = worker, .conn = conn, .corr = corr, .lsn = lsn,
                                .status = status};
     memcpy(an->text, text, strlen(text) + 1);
-    dl_push_tail(&e->pending, &an->link);
+    /* Keep the held answers sorted by LSN (stable: after every answer with
+     * an LSN <= this one), so core_on_durable releases from the head and
+     * stops at the first one still waiting. LSNs are handed out rising, so
+     * this is almost always the tail; a connection's answers keep their
+     * order because their LSNs rise. */
+    struct dlist *at = e->pending.prev;
+    while (at != &e->pending && dl_entry(at, struct core_answer, link)->lsn > lsn)
+        at = at->prev;
+    dl_insert_before(at->next, &an->link);
     if (c)
         c->answer_lsn = lsn;
     return status;
@@ -189,14 +197,14 @@ void core_on_durable(struct core_engine *e, uint64_t lsn)
 {
     if (lsn > e->durable_lsn)
         e->durable_lsn = lsn;
-    /* A full walk: held answers of different connections are not in LSN
-     * order, those of one connection are. next is read before the node is
-     * freed; done() must not re-enter. */
-    for (struct dlist *n = e->pending.next, *next; n != &e->pending; n = next) {
-        next = n->next;
+    /* Held answers are sorted by LSN (answer() inserts them so): release from the
+     * head, stop at the first that is not durable yet. done() must not
+     * re-enter. */
+    while (e->pending.next != &e->pending) {
+        struct dlist *n = e->pending.next;
         struct core_answer *an = dl_entry(n, struct core_answer, link);
         if (an->lsn > e->durable_lsn)
-            continue;
+            break;
         dl_remove(n);
         e->io->done(e->io_ctx, an->worker, an->conn, an->corr, an->status, an->text);
         free(an);

@@ -198,10 +198,10 @@ void core_on_durable(struct core_engine *e, uint64_t lsn)
     if (lsn > e->durable_lsn)
         e->durable_lsn = lsn;
     /* Held answers are sorted by LSN (answer() inserts them so): release from the
-     * head, stop at the first that is not durable yet. done() must not
-     * re-enter. */
-    while (e->pending.next != &e->pending) {
-        struct dlist *n = e->pending.next;
+     * head, stop at the first that is not durable yet. next is read before the
+     * node is freed; done() must not re-enter. */
+    for (struct dlist *n = e->pending.next, *next; n != &e->pending; n = next) {
+        next = n->next;
         struct core_answer *an = dl_entry(n, struct core_answer, link);
         if (an->lsn > e->durable_lsn)
             break;

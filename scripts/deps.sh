@@ -9,7 +9,7 @@ deb_pkgs=(build-essential autoconf automake libtool pkg-config make gcc
   libqpid-proton11-dev libinih-dev libcmocka-dev
   cppcheck clang-tidy python3 python3-stomp python3-qpid-proton python3-pytest
   iproute2 nftables procps util-linux psmisc
-  clang libclang-rt-14-dev systemd-container debootstrap help2man)
+  clang libclang-rt-14-dev systemd-container debootstrap help2man rpm)
 rpm_pkgs=(gcc make autoconf automake libtool pkgconf-pkg-config
   libaio-devel zeromq-devel libnl3-devel systemd-devel qpid-proton-c-devel
   inih-devel libcmocka-devel cppcheck clang-tools-extra python3 python3-stomppy

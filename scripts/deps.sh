@@ -14,7 +14,7 @@ rpm_pkgs=(gcc make autoconf automake libtool pkgconf-pkg-config
   libaio-devel zeromq-devel libnl3-devel systemd-devel qpid-proton-c-devel
   inih-devel libcmocka-devel cppcheck clang-tools-extra python3 python3-stomppy
   python3-qpid-proton python3-pytest iproute nftables procps-ng util-linux psmisc
-  clang compiler-rt systemd-container debootstrap help2man)
+  clang compiler-rt systemd-container debootstrap help2man rpm-build)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

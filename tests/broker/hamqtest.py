@@ -221,7 +221,7 @@ class Collector:
     def on_disconnected(self):
         self.disconnected = True
 
-    def wait(self, pred, timeout=10.0, what="condition"):
+    def wait(self, pred, timeout=20.0, what="condition"):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if pred():
@@ -229,7 +229,7 @@ class Collector:
             time.sleep(0.01)
         raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
 
-    def wait_messages(self, n, timeout=10.0):
+    def wait_messages(self, n, timeout=20.0):
         self.wait(lambda: len(self.messages) >= n, timeout, "%d messages (have %d)" % (
             n, len(self.messages)))
         return self.messages

@@ -10,3 +10,8 @@ daemons_hamq_worker_LDADD += $(PROTON_LIBS)
 TESTS += tests/amqp/t10_amqp_messaging.py tests/amqp/t11_amqp_robustness.py
 EXTRA_DIST += tests/amqp/amqptest.py tests/amqp/t10_amqp_messaging.py \
 	tests/amqp/t11_amqp_robustness.py daemons/README.md
+
+# libFuzzer (clang, ASan+UBSan, 20 s) over the worker's AMQP input path, seeded with
+# real Python Proton client streams; skips without clang.
+TESTS += tests/amqp/fuzz_amqp.sh
+EXTRA_DIST += tests/amqp/fuzz_amqp.sh tests/amqp/fuzz_amqp.c tests/amqp/fuzz_seeds.py

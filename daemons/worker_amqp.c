@@ -335,6 +335,8 @@ static void producer_top_up(struct wka_link *lk)
 {
     int c = pn_link_credit(lk->l);
 
+    if (c < 0)
+        c = 0; /* a client that sent beyond its credit (Proton counts it negative) */
     if (!lk->closed && c < PRODUCER_WINDOW / 2)
         pn_link_flow(lk->l, PRODUCER_WINDOW - c);
 }

@@ -220,7 +220,9 @@ static void s_process_init(pn_transport_t *t, const char *mech, const pn_bytes_t
 {
     const struct sasl_ctx *c = ctx_of(t);
 
-    if (strcmp(mech, "ANONYMOUS") == 0 && c->allow_anonymous) {
+    if (!mech) { /* a sasl-init without a (readable) mechanism */
+        fail(t, "no mechanism named", NULL);
+    } else if (strcmp(mech, "ANONYMOUS") == 0 && c->allow_anonymous) {
         pnx_sasl_set_succeeded(t, "anonymous", NULL);
         pnx_sasl_set_desired_state(t, SASL_POSTED_OUTCOME);
     } else if (strcmp(mech, "PLAIN") == 0 && c->users) {

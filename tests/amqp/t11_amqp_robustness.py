@@ -166,5 +166,46 @@ def test_client_vanishing_mid_transfer_leaves_the_broker_serving():
         b.stop()
 
 
+def _mutate(rng, data):
+    b = bytearray(data)
+    for _ in range(rng.randint(1, 8)):
+        op = rng.randrange(4)
+        if op == 0 and b:
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        elif op == 1 and len(b) > 9:
+            del b[rng.randrange(9, len(b)):]
+        elif op == 2 and b:
+            i = rng.randrange(len(b))
+            b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+        elif op == 3 and len(b) > 20:
+            i = rng.randrange(8, len(b) - 4)
+            b[i:i + 4] = b"\xff\xff\xff\xff"
+    return bytes(b)
+
+
+def test_mutated_real_client_streams_never_take_the_broker_down():
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+    import fuzz_seeds
+    d = ht.workdir("hamq-mut-")
+    fuzz_seeds.main(d)
+    seeds = []
+    for f in sorted(os.listdir(d)):
+        with open(os.path.join(d, f), "rb") as fh:
+            seeds.append(fh.read()[1:])  # drop the fuzzer's chunk-size byte
+    rng = random.Random(int(os.environ.get("HAMQ_MUTATE_SEED", "1234")))
+    cases = [_mutate(rng, rng.choice(seeds)) for _ in range(300)]
+    b = ht.Broker(workers=2).start()
+    ht.wait_port(b.amqp_port)
+    try:
+        with ThreadPoolExecutor(8) as ex:
+            list(ex.map(lambda c: at.raw(b.amqp_port, c, read_timeout=0.5), cases))
+        assert b.proc.poll() is None, "the broker died"
+        round_trip(b.amqp_port)
+        ht.stomp_conn(b.stomp_port).disconnect()
+    finally:
+        b.stop()
+
+
 if __name__ == "__main__":
     ht.main(globals())

@@ -4,7 +4,7 @@
 sbin_PROGRAMS += daemons/hamq-journal daemons/hamq-worker
 
 daemons_hamq_journal_SOURCES = daemons/journal_main.c daemons/journal_link.c \
-	daemons/journal_store.c daemons/journal_spawn.c daemons/journal.h
+	daemons/journal_store.c daemons/journal_spawn.c daemons/journal_standby.c daemons/journal.h
 daemons_hamq_journal_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemons/core \
 	-I$(top_srcdir)/daemons/store
 daemons_hamq_journal_LDADD = daemons/core/libhamqcore.a daemons/core/libhamqmsg.a \

@@ -56,11 +56,6 @@ tests_ha_test_store_ha_SOURCES = tests/ha/test_store_ha.c $(STORE_TESTLIB)
 tests_ha_test_store_ha_CFLAGS = $(STORE_TEST_CFLAGS) -I$(top_srcdir)/tests/store
 tests_ha_test_store_ha_LDADD = $(HAMQ_STORE_HA_LIBS) $(CMOCKA_LIBS)
 
-# hamq-journal's standby mode (warm backup + LSN file) is HA code: its source is
-# listed here, appended to the journal's sources (daemons/local.mk, included
-# before this file).
-daemons_hamq_journal_SOURCES += daemons/journal_standby.c
-
 # The daemons: hamq-supervisor (node state machine) and hamq-supervisorctl.
 sbin_PROGRAMS += supervisor/hamq-supervisor
 bin_PROGRAMS += supervisor/hamq-supervisorctl

@@ -105,6 +105,7 @@ struct node {
     bool ctl_wait;
     char ctl_path[PATHLEN], notify_path[PATHLEN], lsn_path[PATHLEN], journal_bin[4200];
     char parent_notify[PATHLEN];
+    char last_status[256];       /* the STATUS= line systemd shows, sent when it changes */
     char pause_why[160];
     char cause[16];      /* start, failover, failback, handover */
     char cause_peer[SUP_HB_NODE_ID_MAX];
@@ -136,6 +137,25 @@ static void parent_notify(struct node *n, const char *msg)
                        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
     (void)w;
     close(fd);
+}
+
+/* STATUS= for `systemctl status`: role, epoch and the peer we see, when it changes. */
+static void notify_status(struct node *n)
+{
+    char st[256], msg[300];
+    struct sup_hb_peer_info p;
+    int cnt = n->hb ? sup_hb_peer_count(n->hb) : 0;
+    size_t off = (size_t)snprintf(st, sizeof st, "%s, epoch %" PRIu64, role_name(n), n->epoch);
+
+    for (int i = 0; i < cnt && off < sizeof st; i++)
+        if (sup_hb_peer_at(n->hb, i, &p) == 0)
+            off += (size_t)snprintf(st + off, sizeof st - off, ", peer %s: %s", p.node_id,
+                                    p.alive ? sup_role_name(p.role) : "silent");
+    if (strcmp(st, n->last_status) == 0)
+        return;
+    snprintf(n->last_status, sizeof n->last_status, "%s", st);
+    snprintf(msg, sizeof msg, "STATUS=%s", st);
+    parent_notify(n, msg);
 }
 
 /* ---- peers ----------------------------------------------------------------- */
@@ -1025,6 +1045,7 @@ static void on_tick(struct evloop *loop, void *ctx)
         parent_notify(n, "WATCHDOG=1");
         n->watchdog_at_ms = t + n->watchdog_ms;
     }
+    notify_status(n);
     set_hb_state(n);
 }
 

@@ -122,10 +122,15 @@ void wnet_set_proto(struct wnet *n, enum wnet_kind kind, const struct wnet_proto
 
 static void conn_update_events(struct wconn *c)
 {
+    bool reading = c->draining || !(c->paused || c->closing);
     uint32_t ev = c->draining ? EPOLLIN
                               : (c->paused || c->closing ? 0 : EPOLLIN) | (c->want_out ? EPOLLOUT : 0);
 
-    evloop_mod_fd(c->net->loop, c->w, ev | EPOLLRDHUP);
+    /* EPOLLRDHUP only while we read: it is level-triggered, and a paused
+     * connection whose client has left (say producers blocked by flow control,
+     * client gone) would report it on every epoll_wait and spin the worker.
+     * Its EOF is read once input resumes. */
+    evloop_mod_fd(c->net->loop, c->w, ev | (reading ? EPOLLRDHUP : 0u));
 }
 
 void wnet_close(struct wconn *c, const char *why)

@@ -24,7 +24,8 @@
 #          (client-individual acks, prefetch 1000) drains them
 #   pc     4 producers W=1000 + 4 consumers at once, durable
 #   dur    4 producers W=1000, durable, no consumer
-#   np     4 producers W=1000, non-persistent, no consumer
+#   np     4 producers W=1000, non-persistent, no consumer (after a broker
+#          restart: what dur stored must not fill hamq's max_memory)
 # Not a test: it prints figures. Brokers are stopped at the end (and on ^C).
 set -u
 
@@ -233,6 +234,14 @@ loads() { # broker
     run drain "$b" -p 0 -c 1 --prefetch 1000 -n "$stored" -d 20 --idle 5 -D "$q.drain"
     run pc "$b" -p 4 -w 1000 -c 4 -d "$DUR" -D "$q.pc"
     run dur "$b" -p 4 -w 1000 -d "$DUR" -D "$q.dur"
+    # A restart before the non-persistent load: hamq holds what the durable
+    # load stored in memory, and once [broker] max_memory (1 GiB) is reached it
+    # blocks producers (it never drops); the non-persistent load would then
+    # measure the flow control. Every broker gets the same restart.
+    say "=== $b: restarting"
+    stop_$b
+    start_$b || { say "$b: did not restart"; return; }
+    sleep 1
     run np "$b" -p 4 -w 1000 --non-persistent -d "$DUR" -D "$q.np"
 }
 

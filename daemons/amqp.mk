@@ -14,4 +14,5 @@ EXTRA_DIST += tests/amqp/amqptest.py tests/amqp/t10_amqp_messaging.py \
 # libFuzzer (clang, ASan+UBSan, 20 s) over the worker's AMQP input path, seeded with
 # real Python Proton client streams; skips without clang.
 TESTS += tests/amqp/fuzz_amqp.sh
-EXTRA_DIST += tests/amqp/fuzz_amqp.sh tests/amqp/fuzz_amqp.c tests/amqp/fuzz_seeds.py
+EXTRA_DIST += tests/amqp/fuzz_amqp.sh tests/amqp/fuzz_amqp.c tests/amqp/fuzz_seeds.py \
+	tests/amqp/bench_amqp.sh

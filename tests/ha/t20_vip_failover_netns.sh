@@ -117,6 +117,7 @@ wait_role node2 backup/no/no 20 || fail "node2 did not demote"
 ip -n $N2 addr show eth0 | grep -q "inet $VIP/" && fail "node2 kept the VIP after demotion"
 echo "8. partition (node2's link down, the store still shared): node2 stays backup"
 FOUND=$(grep -c "peer node1 found" "$W/node2.log")
+FOUND1=$(grep -c "peer node2 found" "$W/node1.log")
 ip -n $N2 link set eth0 down
 wait_for "$W/node2.log" "peer node1 lost" 10 || fail "node2 did not lose node1"
 wait_for "$W/node2.log" "no live peer is heard, but live.lock is still held" 10 ||
@@ -126,6 +127,10 @@ wait_for "$W/node2.log" "no live peer is heard, but live.lock is still held" 10 
 echo "9. heal: both see each other again, still one live"
 ip -n $N2 link set eth0 up
 wait_for "$W/node2.log" "peer node1 found" 15 $((FOUND + 1)) || fail "node2 does not see node1 again"
+# node1 must see node2 again too before step 10: a live that lost its link demotes
+# itself only when it last saw a healthy backup (on a loaded machine node1 may hear
+# node2 later than node2 hears node1).
+wait_for "$W/node1.log" "peer node2 found" 15 $((FOUND1 + 1)) || fail "node1 does not see node2 again"
 [ "$(role node2)" = backup/no/no ] && [ "$(role node1)" = live/yes/yes ] ||
   fail "after the heal: node1 $(role node1), node2 $(role node2)"
 echo "10. the live's VIP interface goes down while the backup is alive: it demotes itself"

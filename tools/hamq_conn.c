@@ -335,31 +335,55 @@ pn_delivery_t *hq_send_message(pn_link_t *l, pn_message_t *msg, uint64_t tag, bo
     return dl;
 }
 
+/* Partial transfers are assembled per link: links' frames may interleave. */
+struct rx_buf {
+    pn_link_t *l;
+    char *buf;
+    size_t cap, len;
+};
+static struct rx_buf rx_bufs[HQ_MAX_THREADS + 4];
+
+static struct rx_buf *rx_for(pn_link_t *l)
+{
+    struct rx_buf *free_slot = NULL;
+
+    for (size_t i = 0; i < sizeof(rx_bufs) / sizeof(rx_bufs[0]); i++) {
+        if (rx_bufs[i].l == l)
+            return &rx_bufs[i];
+        if (!free_slot && rx_bufs[i].len == 0)
+            free_slot = &rx_bufs[i];
+    }
+    if (free_slot)
+        free_slot->l = l;
+    return free_slot;
+}
+
 bool hq_read_message(pn_delivery_t *dl, pn_message_t *msg)
 {
-    static char *buf;
-    static size_t cap, len;
     pn_link_t *l = pn_delivery_link(dl);
+    struct rx_buf *b = rx_for(l);
     size_t want = pn_delivery_pending(dl);
 
-    if (len + want > cap) {
-        size_t nc = cap ? cap : 65536;
-        while (nc < len + want)
+    if (!b)
+        return false;
+    if (b->len + want > b->cap) {
+        size_t nc = b->cap ? b->cap : 65536;
+        while (nc < b->len + want)
             nc *= 2;
-        char *nb = realloc(buf, nc);
+        char *nb = realloc(b->buf, nc);
         if (!nb)
             return false;
-        buf = nb;
-        cap = nc;
+        b->buf = nb;
+        b->cap = nc;
     }
-    ssize_t n = pn_link_recv(l, buf + len, want);
+    ssize_t n = pn_link_recv(l, b->buf + b->len, want);
     if (n > 0)
-        len += (size_t)n;
+        b->len += (size_t)n;
     if (pn_delivery_partial(dl))
         return false;
     pn_link_advance(l);
-    int r = pn_message_decode(msg, buf, len);
-    len = 0;
+    int r = pn_message_decode(msg, b->buf, b->len);
+    b->len = 0;
     return r == 0;
 }
 

@@ -248,6 +248,8 @@ static void print_body(struct hq_msgcmd *m, struct hq_thread *t, const char *ver
     if (pn_data_next(b) && pn_data_type(b) == PN_STRING) {
         pn_bytes_t s = pn_data_get_string(b);
         printf("%s %s %.*s\n", t->name, verb, (int)(s.size > 400 ? 400 : s.size), s.start);
+    } else if (pn_data_type(b) == PN_BINARY) {
+        printf("%s %s a bytes message of %zu bytes\n", t->name, verb, pn_data_get_binary(b).size);
     } else if (pn_data_format(b, text, &n) == 0) {
         printf("%s %s %.*s\n", t->name, verb, (int)n, text);
     }

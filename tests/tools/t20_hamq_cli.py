@@ -87,6 +87,18 @@ def test_threads_each_send_and_receive_their_count():
     assert "thread=0 Consumed: 15 messages" in out and "thread=1 Consumed: 15 messages" in out
 
 
+def test_large_messages_on_several_links_are_reassembled_per_link():
+    q = "queue://" + uniq("large")
+    rc, out, err = hamq("producer", "--url", url(), "--destination", q, "--message-count", 3,
+                        "--threads", 2, "--message-size", 300000)
+    assert rc == 0, err
+    rc, out, err = hamq("consumer", "--url", url(), "--destination", q, "--message-count", 3,
+                        "--threads", 2, "--verbose")
+    assert rc == 0, (out, err)
+    assert "undecodable" not in err, err
+    assert sum(1 for l in out.splitlines() if ' Received ' in l) == 6, out[:3000]
+
+
 def test_browser_shows_messages_without_consuming_them_and_queue_stat_agrees():
     name = uniq("browse")
     q = "queue://" + name

@@ -33,10 +33,11 @@ if [ "$rabbit" = --rabbitmq ] && [ -x /usr/sbin/rabbitmq-server ]; then
     (exec /usr/sbin/rabbitmq-server) >"$work/rabbit.log" 2>&1 &
     for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 0.1; done
     sleep 2
-    echo "== RabbitMQ AMQP 1.0: the same hamq perf client (queue declared durable by the plugin)"
+    echo "== RabbitMQ AMQP 1.0 (rabbitmq_amqp1_0): the same hamq perf client, address /queue/bench.amqp"
     "$build/tools/hamq" perf client --url tcp://127.0.0.1:5672 --user guest --password guest \
       --persistent --message-size 1024 --max-pending "$win" --duration "$secs" \
       /queue/bench.amqp 2>&1 | grep -E "^--- (total|aggregated|result)|refused|failed"
     rabbitmqctl stop >/dev/null 2>&1
+    rabbitmq-plugins --offline disable rabbitmq_amqp1_0 >/dev/null 2>&1 # leave the install as found
   fi
 fi

@@ -205,9 +205,13 @@ int main(int argc, char **argv)
         log_err("cannot set up signals: %s", strerror(errno));
         return HAMQ_EXIT_INTERNAL;
     }
-    log_info("worker %u serving STOMP on %s port %d%s (instance %s, slot generation %u)",
-             w.index, w.cfg.bind, w.cfg.port_stomp + w.cfg.port_offset,
-             w.cfg.port_all ? " and the all-protocols port" : "", w.cfg.instance, w.gen);
+    char ports[128];
+    int off = w.cfg.port_offset;
+    snprintf(ports, sizeof(ports), "all protocols %d, STOMP %d, AMQP %d",
+             w.cfg.port_all ? w.cfg.port_all + off : 0, w.cfg.port_stomp ? w.cfg.port_stomp + off : 0,
+             w.cfg.port_amqp ? w.cfg.port_amqp + off : 0);
+    log_info("worker %u serving on %s: %s (0 = off; instance %s, slot generation %u)", w.index,
+             w.cfg.bind, ports, w.cfg.instance, w.gen);
     daemon_notify_ready("serving");
     r = evloop_run(w.loop);
     daemon_notify_stopping();

@@ -163,8 +163,11 @@ static int apply(struct hamq_config *cfg, const struct args *a)
         log_err("%s (or --node-id)", err);
         return -EINVAL;
     }
-    /* Two nodes on one host need two shm segments: default the instance to the node. */
-    if (!a->val[15] && strcmp(cfg->instance, "hamq") == 0)
+    /* Two nodes on one host need two shm segments: default the instance to the node.
+     * Not in systemd mode: there hamq-journal.service reads the instance from the same
+     * config file, and both must name the same segment. */
+    if (!a->val[15] && strcmp(cfg->instance, "hamq") == 0 &&
+        cfg->activation == CFG_ACTIVATION_EXEC)
         snprintf(cfg->instance, sizeof cfg->instance, "%s", cfg->node_id);
     log_set_max_priority(log_priority_from_name(cfg->log_level));
     return 0;

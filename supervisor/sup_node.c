@@ -106,6 +106,8 @@ struct node {
     char ctl_path[PATHLEN], notify_path[PATHLEN], lsn_path[PATHLEN], journal_bin[4200];
     char parent_notify[PATHLEN];
     char last_status[256];       /* the STATUS= line systemd shows, sent when it changes */
+    pid_t sd_core_pid;           /* systemd mode: MainPID of hamq-journal.service */
+    uint64_t sd_core_pid_at_ms;
     char pause_why[160];
     char cause[16];      /* start, failover, failback, handover */
     char cause_peer[SUP_HB_NODE_ID_MAX];
@@ -229,7 +231,22 @@ static int64_t core_hb_age_ms(const struct node *n, pid_t pid)
     return hb >= now ? 0 : (int64_t)((now - hb) / 1000000ull);
 }
 
-static pid_t core_pid(const struct node *n) { return n->core ? sup_child_pid(n->core) : 0; }
+/* Exec mode: our child. systemd mode: hamq-journal.service's MainPID, refreshed by the tick. */
+static pid_t core_pid(const struct node *n)
+{
+    return n->core ? sup_child_pid(n->core) : n->sd_core_pid;
+}
+
+static void refresh_sd_core_pid(struct node *n)
+{
+    uint64_t t = now_ms();
+    int pid = 0;
+
+    if (!n->sd || t - n->sd_core_pid_at_ms < 1000)
+        return;
+    n->sd_core_pid_at_ms = t;
+    n->sd_core_pid = sup_systemd_main_pid(n->sd, "hamq-journal.service", &pid) == 0 ? pid : 0;
+}
 
 /* The workers attached to our core's segment (status only): pid.worker.N keys. */
 static void status_workers(const struct node *n, struct sup_ctl_reply *r)
@@ -1045,6 +1062,7 @@ static void on_tick(struct evloop *loop, void *ctx)
         parent_notify(n, "WATCHDOG=1");
         n->watchdog_at_ms = t + n->watchdog_ms;
     }
+    refresh_sd_core_pid(n);
     notify_status(n);
     set_hb_state(n);
 }

@@ -7,7 +7,8 @@ daemons_hamq_worker_CPPFLAGS += $(PROTON_CFLAGS)
 daemons_hamq_worker_LDADD += $(PROTON_LIBS)
 
 # Integration scenarios with real broker processes and the real Python Proton client.
-TESTS += tests/amqp/t10_amqp_messaging.py tests/amqp/t11_amqp_robustness.py
+TESTS += tests/amqp/t10_amqp_messaging.py tests/amqp/t11_amqp_robustness.py tests/amqp/t12_rhea.py
+EXTRA_DIST += tests/amqp/t12_rhea.py tests/amqp/rhea_client.js
 EXTRA_DIST += tests/amqp/amqptest.py tests/amqp/t10_amqp_messaging.py \
 	tests/amqp/t11_amqp_robustness.py daemons/README.md
 

@@ -20,6 +20,11 @@ as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+# node + npm run the rhea (AMQP 1.0, node.js) client test; any node already on PATH will do.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  deb_pkgs+=(nodejs npm); rpm_pkgs+=(nodejs npm)
+fi
+
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
   for p in "${deb_pkgs[@]}"; do

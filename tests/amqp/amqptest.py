@@ -129,22 +129,4 @@ def drain(conn, address, max_wait=1.0, options=None):
     return out
 
 
-def raw(port, data, read_timeout=3.0):
-    """Sends raw bytes; returns (answer bytes, closed-by-broker)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
-    s.sendall(data)
-    out = b""
-    deadline = time.monotonic() + read_timeout
-    try:
-        while time.monotonic() < deadline:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out, True
-            out += chunk
-    except socket.timeout:
-        return out, False
-    except ConnectionResetError:
-        return out, True
-    finally:
-        s.close()
-    return out, False
+raw = ht.raw  # one implementation, in tests/broker/hamqtest.py

@@ -71,6 +71,27 @@ def wait_port(port, timeout=15.0, proc=None):
     raise TimeoutError("port %d not listening after %.0fs" % (port, timeout))
 
 
+def raw(port, data, read_timeout=3.0):
+    """Sends raw bytes; returns (answer bytes, closed-by-broker)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
+    s.sendall(data)
+    out = b""
+    deadline = time.monotonic() + read_timeout
+    try:
+        while time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out, True
+            out += chunk
+    except socket.timeout:
+        return out, False
+    except ConnectionResetError:
+        return out, True
+    finally:
+        s.close()
+    return out, False
+
+
 def workdir(prefix="hamq-test-"):
     """A scratch dir on a real (non-tmpfs) file system under the build tree."""
     base = os.path.join(BUILDDIR, "tests", "tmp")

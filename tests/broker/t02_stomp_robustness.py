@@ -13,25 +13,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hamqtest as ht  # noqa: E402
 
 
-def raw(port, data, read_timeout=3.0):
-    """Sends raw bytes, returns what the broker answered before closing (or the timeout)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=read_timeout)
-    s.sendall(data)
-    out = b""
-    deadline = time.monotonic() + read_timeout
-    try:
-        while time.monotonic() < deadline:
-            chunk = s.recv(65536)
-            if not chunk:
-                return out, True
-            out += chunk
-    except socket.timeout:
-        return out, False
-    except ConnectionResetError:
-        return out, True
-    finally:
-        s.close()
-    return out, False
+raw = ht.raw
 
 
 def still_serves(b):

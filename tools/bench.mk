@@ -11,4 +11,4 @@ tools_hamq_stomp_load_LDADD = $(HAMQ_STOMP_LIBS)
 # A short smoke run against a real broker, and producers held back by a slow
 # core never reset (no speed asserted in either).
 TESTS += tests/bench/stomp_load_smoke.sh tests/bench/stomp_load_backpressure.sh
-EXTRA_DIST += tests/bench/stomp_load_smoke.sh tests/bench/stomp_load_backpressure.sh scripts/bench-brokers.sh docs/BENCHMARKS.md
+EXTRA_DIST += tests/bench/broker_lib.sh tests/bench/stomp_load_smoke.sh tests/bench/stomp_load_backpressure.sh scripts/bench-brokers.sh docs/BENCHMARKS.md

@@ -217,6 +217,12 @@ static bool walk(struct codec *c, struct msgproto_rec *rec)
         f_u64(c, &rec->u.flow.bytes);
         f_u64(c, &rec->u.flow.limit);
         return true;
+    case MSGPROTO_FLOW_ADDR:
+        f_u8(c, &rec->u.flow_addr.blocked);
+        f_u64(c, &rec->u.flow_addr.bytes);
+        f_u64(c, &rec->u.flow_addr.limit);
+        f_str(c, &rec->u.flow_addr.address);
+        return true;
     default:
         return false;
     }
@@ -286,6 +292,7 @@ const char *msgproto_type_name(uint16_t type)
         [MSGPROTO_FRAGMENT] = "FRAGMENT", [MSGPROTO_DONE] = "DONE",
         [MSGPROTO_DELIVER] = "DELIVER", [MSGPROTO_CONSUMER_CLOSED] = "CONSUMER_CLOSED",
         [MSGPROTO_STAT_REPLY] = "STAT_REPLY", [MSGPROTO_FLOW] = "FLOW",
+        [MSGPROTO_FLOW_ADDR] = "FLOW_ADDR",
     };
     if (type < sizeof(names) / sizeof(names[0]) && names[type])
         return names[type];

@@ -80,6 +80,7 @@ enum msgproto_type {
     MSGPROTO_CONSUMER_CLOSED = 34, /* the core closed a consumer (error or browse end) */
     MSGPROTO_STAT_REPLY = 35, /* one queue's statistics */
     MSGPROTO_FLOW = 36,       /* producer flow control: stop / resume reading producers */
+    MSGPROTO_FLOW_ADDR = 37,  /* per-address flow control: stop / resume SENDs to one address */
 };
 #define MSGPROTO_SEND_DONE MSGPROTO_DONE
 
@@ -181,6 +182,16 @@ struct msgproto_flow {
     uint64_t bytes, limit;        /* memory held by messages, and the limit */
 };
 
+/* FLOW_ADDR: the messages held in one address's queues crossed its limit
+ * ([broker] address_max_memory or [address NAME] max_memory): blocked = 1,
+ * SENDs to that address wait (their producers are paused, their receipts
+ * with them); blocked = 0, they go on. Other addresses are not affected. */
+struct msgproto_flow_addr {
+    uint8_t blocked;              /* 1: hold SENDs to address; 0: release them */
+    uint64_t bytes, limit;        /* bytes held in the address's queues, its limit */
+    struct msgproto_bytes address; /* str, the address name (no ::queue part) */
+};
+
 struct msgproto_rec {
     uint16_t type;
     uint8_t flags;
@@ -200,6 +211,7 @@ struct msgproto_rec {
         struct msgproto_consumer_closed closed;
         struct msgproto_stat_reply stat;
         struct msgproto_flow flow;
+        struct msgproto_flow_addr flow_addr;
     } u;
 };
 

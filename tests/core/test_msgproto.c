@@ -60,6 +60,8 @@ static void every_record_type_survives_encode_then_decode(void **state)
             r.u.conn = (struct msgproto_conn){7, msgproto_str("cid"), msgproto_str("user")};
         if (t == MSGPROTO_FLOW)
             r.u.flow = (struct msgproto_flow){1, 1000, 900};
+        if (t == MSGPROTO_FLOW_ADDR)
+            r.u.flow_addr = (struct msgproto_flow_addr){1, 1000, 900, msgproto_str("orders")};
         if (t == MSGPROTO_STAT_REQ)
             r.u.stat_req = (struct msgproto_stat_req){3, msgproto_str("q")};
         if (t == MSGPROTO_FRAGMENT)

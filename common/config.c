@@ -55,6 +55,8 @@ static const struct cfg_key keys[] = {
     {"broker", "max_message_size", T_SIZE, F(max_message_size), 1 * KIB, 2 * GIB, NULL, "100M"},
     {"broker", "ring_size", T_SIZE, F(ring_size), 64 * KIB, 1 * GIB, NULL, "4M"},
     {"broker", "max_memory", T_SIZE, F(max_memory), 1 * MIB, 1024 * GIB, NULL, "1G"},
+    {"broker", "address_max_memory", T_SIZE, F(address_max_memory), 0, 1024 * GIB, NULL, "0"},
+    {"broker", "id_cache_size", T_INT, F(id_cache_size), 0, 10000000, NULL, "20000"},
     {"broker", "default_prefetch", T_INT, F(default_prefetch), 1, 1000000, NULL, "1000"},
     {"broker", "max_delivery_attempts", T_INT, F(max_delivery_attempts), 0, 1000000, NULL, "10"},
     {"broker", "dead_letter_address", T_STR, F(dead_letter_address), 0, 0, NULL, "DLQ"},
@@ -66,6 +68,7 @@ static const struct cfg_key keys[] = {
     {"journal", "checkpoint_bytes", T_SIZE, F(checkpoint_bytes), 1 * MIB, 64 * GIB, NULL, "64M"},
     {"journal", "compact_min_live_percent", T_INT, F(compact_min_live_percent), 0, 100, NULL, "30"},
     {"journal", "allow_truncate_corrupt", T_BOOL, F(allow_truncate_corrupt), 0, 0, NULL, "false"},
+    {"journal", "large_message_size", T_SIZE, F(large_message_size), 0, 1 * GIB, NULL, "0"},
 
     {"ha", "node_id", T_STR, F(node_id), 0, 0, NULL, NULL},
     {"ha", "role", T_ENUM, F(role), 0, 0, role_names, "primary"},
@@ -196,10 +199,9 @@ static void accepted(const struct cfg_key *k, char *buf, size_t len)
     }
 }
 
-static int set_value(struct hamq_config *cfg, const struct cfg_key *k, const char *v,
-                     const char **why)
+static int set_value(void *base, const struct cfg_key *k, const char *v, const char **why)
 {
-    char *field = (char *)cfg + k->offset;
+    char *field = (char *)base + k->offset;
     int64_t n;
     uint64_t u;
     char *end;
@@ -258,14 +260,190 @@ static int set_value(struct hamq_config *cfg, const struct cfg_key *k, const cha
     return -EINVAL;
 }
 
+/* ---- [address NAME] sections ---- */
+
+/* Keys of an [address NAME] section; offsets into struct cfg_address. */
+#define A(field) offsetof(struct cfg_address, field), sizeof(((struct cfg_address *)0)->field)
+static const struct cfg_key address_keys[] = {
+    {"address", "max_memory", T_SIZE, A(max_memory), 0, 1024 * GIB, NULL, NULL},
+};
+#define NADDRESS_KEYS (sizeof(address_keys) / sizeof(address_keys[0]))
+#define ADDR_WORDS_MAX 64
+
+struct words {
+    const char *w[ADDR_WORDS_MAX];
+    size_t len[ADDR_WORDS_MAX];
+    int n;
+};
+
+/* Splits s at '.'; false if it has more than ADDR_WORDS_MAX words. */
+static bool split_words(const char *s, struct words *out)
+{
+    out->n = 0;
+    for (;;) {
+        const char *dot = strchr(s, '.');
+        if (out->n == ADDR_WORDS_MAX)
+            return false;
+        out->w[out->n] = s;
+        out->len[out->n] = dot ? (size_t)(dot - s) : strlen(s);
+        out->n++;
+        if (!dot)
+            return true;
+        s = dot + 1;
+    }
+}
+
+static bool is_word(const struct words *w, int i, char c)
+{
+    return w->len[i] == 1 && w->w[i][0] == c;
+}
+
+bool config_address_match(const char *pattern, const char *address)
+{
+    struct words p, a;
+    /* m[i][j]: pattern words i.. match address words j.. (filled from the end). */
+    bool m[ADDR_WORDS_MAX + 1][ADDR_WORDS_MAX + 1] = {{false}};
+
+    if (strcmp(pattern, address) == 0)
+        return true;
+    if (!strpbrk(pattern, "*#") || !split_words(pattern, &p) || !split_words(address, &a))
+        return false;
+    for (int i = p.n; i >= 0; i--)
+        for (int j = a.n; j >= 0; j--) {
+            if (i == p.n)
+                m[i][j] = j == a.n;
+            else if (is_word(&p, i, '#'))
+                m[i][j] = m[i + 1][j] || (j < a.n && m[i][j + 1]);
+            else
+                m[i][j] = j < a.n && m[i + 1][j + 1] &&
+                          (is_word(&p, i, '*') ||
+                           (p.len[i] == a.len[j] && memcmp(p.w[i], a.w[j], a.len[j]) == 0));
+        }
+    return m[0][0];
+}
+
+const struct cfg_address *config_address_find(const struct hamq_config *cfg, const char *address)
+{
+    for (int i = 0; i < cfg->naddresses; i++)
+        if (strcmp(cfg->addresses[i].name, address) == 0)
+            return &cfg->addresses[i];
+    for (int i = 0; i < cfg->naddresses; i++)
+        if (strpbrk(cfg->addresses[i].name, "*#") &&
+            config_address_match(cfg->addresses[i].name, address))
+            return &cfg->addresses[i];
+    return NULL;
+}
+
+uint64_t config_address_max_memory(const struct hamq_config *cfg, const char *address)
+{
+    const struct cfg_address *a = config_address_find(cfg, address);
+    return a && a->has_max_memory ? a->max_memory : cfg->address_max_memory;
+}
+
+/* A wildcard is a whole word: "a.*.b", "a.#" but not "a*" or "a.b#". */
+static bool pattern_ok(const char *name)
+{
+    struct words w;
+    if (!split_words(name, &w))
+        return false;
+    for (int i = 0; i < w.n; i++)
+        if (w.len[i] > 1 && (memchr(w.w[i], '*', w.len[i]) || memchr(w.w[i], '#', w.len[i])))
+            return false;
+    return true;
+}
+
+/*
+ * "address NAME" → NAME in out. 0 if section is no address section, 1 if it
+ * is one, -EINVAL with *why if it is one whose name cannot be.
+ */
+static int address_section(const char *section, char *out, size_t cap, const char **why)
+{
+    static const size_t plen = sizeof("address") - 1;
+    const char *n = section + plen;
+    size_t len;
+
+    if (strncmp(section, "address", plen) != 0 || (*n && *n != ' ' && *n != '\t'))
+        return 0;
+    while (*n == ' ' || *n == '\t')
+        n++;
+    len = strlen(n);
+    while (len && (n[len - 1] == ' ' || n[len - 1] == '\t'))
+        len--;
+    if (!len)
+        return *why = "no address name (write [address NAME])", -EINVAL;
+    if (len >= cap)
+        return *why = "address name too long", -EINVAL;
+    if (memchr(n, ' ', len) || memchr(n, '\t', len))
+        return *why = "an address name has no spaces", -EINVAL;
+    memcpy(out, n, len);
+    out[len] = 0;
+    if (!pattern_ok(out))
+        return *why = "a wildcard (* or #) must be a whole dot-separated word, at most 64 words",
+               -EINVAL;
+    return 1;
+}
+
+static struct cfg_address *address_entry(struct hamq_config *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->naddresses; i++)
+        if (strcmp(cfg->addresses[i].name, name) == 0)
+            return &cfg->addresses[i];
+    return NULL;
+}
+
+static int address_set(struct hamq_config *cfg, const char *name, const char *key,
+                       const char *value, const char *origin, char *err, size_t errlen)
+{
+    struct cfg_address *a = address_entry(cfg, name), tmp;
+    const struct cfg_key *k = NULL;
+    const char *why;
+    char acc[256];
+
+    for (size_t i = 0; i < NADDRESS_KEYS; i++)
+        if (strcmp(address_keys[i].name, key) == 0)
+            k = &address_keys[i];
+    if (!k) {
+        snprintf(err, errlen, "%s: unknown key [address %s] %s (accepted: max_memory)", origin,
+                 name, key);
+        return -EINVAL;
+    }
+    if (!a && cfg->naddresses == HAMQ_CONFIG_ADDRESSES_MAX) {
+        snprintf(err, errlen, "%s: [address %s]: too many address sections (at most %d)", origin,
+                 name, HAMQ_CONFIG_ADDRESSES_MAX);
+        return -EINVAL;
+    }
+    /* Validate into a copy: a refused value leaves no half-made section. */
+    tmp = a ? *a : (struct cfg_address){0};
+    snprintf(tmp.name, sizeof(tmp.name), "%s", name);
+    if (set_value(&tmp, k, value, &why) < 0) {
+        accepted(k, acc, sizeof(acc));
+        snprintf(err, errlen, "%s: [address %s] %s = \"%s\": %s (accepted: %s)", origin, name,
+                 key, value, why, acc);
+        return -EINVAL;
+    }
+    tmp.has_max_memory |= strcmp(key, "max_memory") == 0;
+    if (!a)
+        a = &cfg->addresses[cfg->naddresses++];
+    *a = tmp;
+    return 0;
+}
+
 int config_set(struct hamq_config *cfg, const char *section, const char *key, const char *value,
                const char *origin, char *err, size_t errlen)
 {
-    char acc[256];
+    char acc[256], name[HAMQ_CONFIG_ADDRESS_NAME_MAX];
     const char *why;
     int idx, r;
-    const struct cfg_key *k = find_key(section, key, &idx);
+    const struct cfg_key *k;
 
+    r = address_section(section, name, sizeof(name), &why);
+    if (r < 0) {
+        snprintf(err, errlen, "%s: [%s]: %s", origin, section, why);
+        return -EINVAL;
+    }
+    if (r > 0)
+        return address_set(cfg, name, key, value, origin, err, errlen);
+    k = find_key(section, key, &idx);
     if (!k) {
         snprintf(err, errlen, "%s: unknown key [%s] %s", origin, section, key);
         return -EINVAL;
@@ -298,7 +476,7 @@ struct load_ctx {
     const char *path;
     char *err;
     size_t errlen;
-    char section_err[160];
+    char section[HAMQ_CONFIG_ADDRESS_NAME_MAX + 16]; /* of the previous entry */
 };
 
 static const char *const sections[] = {"broker", "journal", "ha", "security"};
@@ -308,11 +486,23 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     struct load_ctx *c = user;
     bool known = false;
 
+    char aname[HAMQ_CONFIG_ADDRESS_NAME_MAX];
+    const char *why;
+    int addr = address_section(section, aname, sizeof(aname), &why);
+    bool new_section = strcmp(section, c->section) != 0;
+
     for (int i = 0; i < 4; i++)
         known |= strcmp(section, sections[i]) == 0;
-    if (!known) {
+    if (!known && addr == 0) {
         snprintf(c->err, c->errlen, "unknown section [%s] (accepted: broker, journal, ha, "
-                 "security)", section);
+                 "security, address NAME)", section);
+        return 0;
+    }
+    snprintf(c->section, sizeof(c->section), "%s", section);
+    /* A second [address NAME] for one NAME is a mistake (which one wins?). */
+    if (addr > 0 && new_section && address_entry(c->cfg, aname)) {
+        snprintf(c->err, c->errlen, "[address %s] appears twice (one section per address)",
+                 aname);
         return 0;
     }
     if (!name) /* inih reports an empty section with name == NULL (INI_CALL_HANDLER_ON_NEW_SECTION) */
@@ -414,6 +604,12 @@ int config_dump(const struct hamq_config *cfg, int fd)
         format_value(cfg, &keys[i], val, sizeof(val));
         if (dprintf(fd, "%s%s = %s\n", (!keys[i].def && !val[0]) ? "; " : "", keys[i].name,
                     val) < 0)
+            return -errno;
+    }
+    for (int i = 0; i < cfg->naddresses; i++) {
+        const struct cfg_address *a = &cfg->addresses[i];
+        if (dprintf(fd, "\n[address %s]\n", a->name) < 0 ||
+            (a->has_max_memory && dprintf(fd, "max_memory = %" PRIu64 "\n", a->max_memory) < 0))
             return -errno;
     }
     return 0;

@@ -24,3 +24,12 @@ TESTS += tests/broker/t04_duplicates.py tests/broker/t05_large_messages.py
 PY_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
 EXTRA_DIST += tests/broker/hamqtest.py tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py tests/broker/t03_stomp_mutated_frames.py
 EXTRA_DIST += tests/broker/t04_duplicates.py tests/broker/t05_large_messages.py
+
+# Per-address flow control of the engine (daemons/core/core-flow.h, in core-route.c).
+check_PROGRAMS += tests/core/test_core_flow
+TESTS += tests/core/test_core_flow
+tests_core_test_core_flow_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir)/daemons/core
+tests_core_test_core_flow_SOURCES = tests/core/test_core_flow.c tests/core/core_harness.c \
+	tests/core/core_harness.h
+tests_core_test_core_flow_LDADD = $(HAMQ_CORE_LIBS) $(CMOCKA_LIBS)
+EXTRA_DIST += daemons/core/core-flow.h

@@ -16,6 +16,12 @@
  *    dispatch attempt: that rotation is the round robin.
  *  - Queues to dispatch are collected in engine->dirty during an operation
  *    and dispatched at its end (op_end), never from inside a callback.
+ *  - Per-address memory (core-flow.h): a message is charged once to the
+ *    address of its first ref (m->acct, m->acct_refs counts its refs in
+ *    that address's queues); a ref in another address's queue is charged
+ *    on its own (r->acct_extra). So address->bytes is the sum over the
+ *    distinct messages in its queues. Addresses whose bytes changed wait
+ *    in engine->aflow_pending (flow_next) for flow_check() at op_end.
  */
 #ifndef HAMQ_CORE_INTERNAL_H
 #define HAMQ_CORE_INTERNAL_H
@@ -24,6 +30,7 @@
 #include <stdint.h>
 
 #include "core-filter.h"
+#include "core-flow.h"
 #include "core-util.h"
 #include "core.h"
 #include "hamq/msgproto.h"
@@ -35,8 +42,11 @@ struct core_msg {
     uint64_t id;
     uint32_t refs;
     bool durable, persisted;
+    bool restore_held; /* restore_msgs holds a reference (core_restore_message) */
     uint8_t priority;
     int64_t expiration;
+    struct core_address *acct; /* address charged for it (NULL: in no queue) */
+    uint32_t acct_refs;        /* its refs in acct's queues */
     struct hmsg view; /* decoded once, points into data */
     size_t len;
     uint8_t data[];
@@ -52,6 +62,7 @@ struct core_ref {
     uint32_t delivery_count;
     enum ref_state state;
     bool delivered_before, persisted;
+    bool acct_extra;               /* charged to q->addr by itself (m->acct is another) */
     uint64_t excluded;             /* consumer serial that must not get it again, 0 none */
     struct core_consumer *c;       /* DELIVERING: holder */
     uint64_t delivery_id;
@@ -69,6 +80,11 @@ struct core_address {
     struct dlist queues;
     uint64_t rr;     /* anycast round robin counter */
     struct core_dupcache dup;
+    uint64_t bytes;  /* of the distinct messages in its queues (core-flow.h) */
+    uint64_t limit;  /* per-address limit, valid while limit_gen == engine's */
+    uint32_t limit_gen;
+    bool flow_blocked, flow_pending;
+    struct core_address *flow_next; /* in engine->aflow_pending while flow_pending */
 };
 
 struct core_queue {
@@ -148,12 +164,17 @@ struct core_engine {
     void *persist_ctx;
     struct hmap addresses, queues, queue_ids, conns;
     struct hmap restore_msgs, restore_refs; /* only between restore calls */
+    uint64_t restore_held; /* messages restore_msgs still holds a reference of */
     uint64_t next_msg_id, next_queue_id, next_serial;
     uint64_t durable_lsn, op_lsn;
     int op_err;
     bool no_persist;
     bool flow_blocked;
     uint64_t mem_bytes; /* bytes of every message held */
+    const struct core_addr_flow_ops *aflow; /* per-address limits, NULL = none */
+    void *aflow_ctx;
+    uint32_t aflow_gen;                     /* raised by each core_flow_addresses() */
+    struct core_address *aflow_pending;     /* bytes changed this operation */
     struct dlist pending, dirty;
     bool blocked[CORE_MAX_WORKERS];
     char err[256]; /* text of the last error reported */

@@ -43,7 +43,78 @@ void msg_put(struct core_engine *e, struct core_msg *m)
         msg_free(e, m);
 }
 
-/* Producer flow control: a high mark at max_memory, a low one at 90 %. */
+/* ---- producer flow control ---- */
+
+static uint64_t addr_limit(struct core_engine *e, struct core_address *a)
+{
+    if (!e->aflow)
+        return 0;
+    if (a->limit_gen != e->aflow_gen) {
+        a->limit = e->aflow->limit(e->aflow_ctx, a->name);
+        a->limit_gen = e->aflow_gen;
+    }
+    return a->limit;
+}
+
+/* Same marks as the global limit: blocked at the limit, released at 90 %. */
+static void addr_flow_eval(struct core_engine *e, struct core_address *a)
+{
+    uint64_t max = addr_limit(e, a);
+    bool block = max && a->bytes >= max;
+    bool release = a->flow_blocked && (!max || a->bytes <= max - max / 10);
+
+    if ((block && !a->flow_blocked) || release) {
+        a->flow_blocked = block;
+        if (e->aflow)
+            e->aflow->changed(e->aflow_ctx, a->name, block, a->bytes, max);
+    }
+}
+
+/* The bytes of a changed: evaluate it at the end of the operation. */
+static void addr_charge(struct core_engine *e, struct core_address *a, int64_t delta)
+{
+    a->bytes = (uint64_t)((int64_t)a->bytes + delta);
+    if (e->aflow && !a->flow_pending) {
+        a->flow_pending = true;
+        a->flow_next = e->aflow_pending;
+        e->aflow_pending = a;
+    }
+}
+
+/* A ref of m joins q: charge q's address unless m is charged there already. */
+static void acct_add(struct core_engine *e, struct core_ref *r)
+{
+    struct core_msg *m = r->m;
+    struct core_address *a = r->q->addr;
+
+    if (m->acct == a) {
+        m->acct_refs++;
+        return;
+    }
+    if (!m->acct) {
+        m->acct = a;
+        m->acct_refs = 1;
+    } else {
+        r->acct_extra = true;
+    }
+    addr_charge(e, a, (int64_t)m->len);
+}
+
+static void acct_remove(struct core_engine *e, struct core_ref *r)
+{
+    struct core_msg *m = r->m;
+
+    if (r->acct_extra) {
+        addr_charge(e, r->q->addr, -(int64_t)m->len);
+    } else if (m->acct && --m->acct_refs == 0) {
+        addr_charge(e, m->acct, -(int64_t)m->len);
+        m->acct = NULL;
+    }
+}
+
+/* Producer flow control at the end of every operation: the global limit
+ * (max_memory: a high mark there, a low one at 90 %), then every address
+ * whose bytes changed. */
 void flow_check(struct core_engine *e)
 {
     uint64_t max = e->cfg.max_memory;
@@ -54,6 +125,67 @@ void flow_check(struct core_engine *e)
         if (e->io->flow)
             e->io->flow(e->io_ctx, block, e->mem_bytes, max);
     }
+    while (e->aflow_pending) {
+        struct core_address *a = e->aflow_pending;
+        e->aflow_pending = a->flow_next;
+        a->flow_next = NULL;
+        a->flow_pending = false;
+        addr_flow_eval(e, a);
+    }
+}
+
+void core_flow_addresses(struct core_engine *e, const struct core_addr_flow_ops *ops, void *ctx)
+{
+    size_t b = 0;
+    const struct hmap_ent *it = NULL;
+    struct core_address *a;
+
+    while (e->aflow_pending) { /* every address is evaluated below */
+        a = e->aflow_pending;
+        e->aflow_pending = a->flow_next;
+        a->flow_next = NULL;
+        a->flow_pending = false;
+    }
+    if (!ops) { /* limits removed: release through the old ops, then forget them */
+        while ((a = hmap_next(&e->addresses, &b, &it)))
+            if (a->flow_blocked) {
+                a->flow_blocked = false;
+                e->aflow->changed(e->aflow_ctx, a->name, false, a->bytes, 0);
+            }
+        e->aflow = NULL;
+        return;
+    }
+    e->aflow = ops;
+    e->aflow_ctx = ctx;
+    e->aflow_gen++;
+    while ((a = hmap_next(&e->addresses, &b, &it)))
+        addr_flow_eval(e, a);
+}
+
+void core_flow_blocked_each(struct core_engine *e,
+                            void (*fn)(void *ctx, const char *address, uint64_t bytes,
+                                       uint64_t limit),
+                            void *ctx)
+{
+    size_t b = 0;
+    const struct hmap_ent *it = NULL;
+    struct core_address *a;
+
+    while ((a = hmap_next(&e->addresses, &b, &it)))
+        if (a->flow_blocked)
+            fn(ctx, a->name, a->bytes, a->limit);
+}
+
+uint64_t core_address_bytes(struct core_engine *e, const char *address)
+{
+    struct core_address *a = address_get(e, address, false);
+    return a ? a->bytes : 0;
+}
+
+bool core_address_blocked(struct core_engine *e, const char *address)
+{
+    struct core_address *a = address_get(e, address, false);
+    return a && a->flow_blocked;
 }
 
 static void persist_ref(struct core_engine *e, struct core_ref *r)
@@ -101,6 +233,7 @@ struct core_ref *ref_add(struct core_engine *e, struct core_queue *q, struct cor
     r->q = q;
     r->seq = q->next_seq++;
     m->refs++;
+    acct_add(e, r);
     dl_init(&r->link);
     ready_insert(q, r, false);
     q->added++;
@@ -128,6 +261,7 @@ void ref_remove(struct core_engine *e, struct core_ref *r, int how)
         if (r->persisted && e->persist && !e->no_persist)
             persist_track(e, e->persist->ack(e->persist_ctx, r->m->id, r->q->id));
     }
+    acct_remove(e, r);
     msg_put(e, r->m);
     free(r);
 }

@@ -88,3 +88,10 @@ tests_ha_nolocks_so_SOURCES = tests/ha/nolocks.c
 tests_ha_nolocks_so_CFLAGS = $(AM_CFLAGS) -fPIC
 tests_ha_nolocks_so_LDFLAGS = -shared
 tests_ha_nolocks_so_LDADD = -ldl
+
+# t21: the two-host test of the issue: node1, node2 and a client as network
+# namespaces on a bridge, 20 kill -9 cycles under a durable load through the VIP
+# (root only, skips otherwise). bench_activemq_failover.sh: ActiveMQ Classic's
+# shared-file-system master/slave failover figures, run by hand, never a test.
+TESTS += tests/ha/t21_kill9_cycles_netns.py
+EXTRA_DIST += tests/ha/t21_kill9_cycles_netns.py

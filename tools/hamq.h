@@ -59,6 +59,12 @@ struct hq_opts {
     /* queue stat */
     const char *queue_name;
     int max_column_size;
+    int max_rows;            /* rows shown (Artemis --maxRows, 50) */
+    bool json;               /* one JSON document per iteration */
+    bool loop;               /* repeat every interval_ms */
+    long interval_ms;        /* --interval / --sleep (implies --loop), default 60000 */
+    long loop_count;         /* --count: iterations when looping, 0 = until interrupted */
+    const char *field, *operation, *value; /* Artemis' full filter, all three or none */
     /* perf */
     long duration_s, warmup_s;
     int max_pending;
@@ -98,6 +104,8 @@ void hq_conn_fini(struct hq_conn *c);
 pn_delivery_t *hq_send_message(pn_link_t *l, pn_message_t *msg, uint64_t tag, bool settle);
 /* Reads a complete incoming delivery into msg; false if partial or undecodable. */
 bool hq_read_message(pn_delivery_t *dl, pn_message_t *msg);
+/* Frees the calling thread's receive/encode buffers (each thread has its own). */
+void hq_conn_thread_done(void);
 /* Target/source capability ("queue" or "topic") for the destination. */
 void hq_set_caps(pn_terminus_t *t, bool topic);
 const char *hq_dest_name(const struct hq_opts *o, char *buf, size_t cap);
@@ -107,6 +115,8 @@ int hq_producer(struct hq_opts *o);
 int hq_consumer(struct hq_opts *o);
 int hq_browser(struct hq_opts *o);
 /* hamq_stat.c */
+/* Checks the queue stat flags together (filter, --count, --maxColumnSize); 0 or -EINVAL. */
+int hq_stat_check(const struct hq_opts *o, char *err, size_t errlen);
 int hq_queue_stat(struct hq_opts *o);
 /* hamq_perf.c */
 int hq_perf(struct hq_opts *o, const char *mode);

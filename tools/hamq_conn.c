@@ -319,16 +319,19 @@ int hq_run(struct hq_conn *c, struct hq_app *app)
     return 0;
 }
 
+/* Per thread (hamq perf --threads runs one connection per thread). */
+static _Thread_local pn_rwbytes_t send_buf;
+
 pn_delivery_t *hq_send_message(pn_link_t *l, pn_message_t *msg, uint64_t tag, bool settle)
 {
-    static pn_rwbytes_t buf;
-    ssize_t n = pn_message_encode2(msg, &buf);
+    pn_rwbytes_t *buf = &send_buf;
+    ssize_t n = pn_message_encode2(msg, buf);
     pn_delivery_t *dl;
 
     if (n < 0)
         return NULL;
     dl = pn_delivery(l, pn_dtag((const char *)&tag, sizeof(tag)));
-    pn_link_send(l, buf.start, (size_t)n);
+    pn_link_send(l, buf->start, (size_t)n);
     pn_link_advance(l);
     if (settle)
         pn_delivery_settle(dl);
@@ -341,7 +344,17 @@ struct rx_buf {
     char *buf;
     size_t cap, len;
 };
-static struct rx_buf rx_bufs[HQ_MAX_THREADS + 4];
+static _Thread_local struct rx_buf rx_bufs[HQ_MAX_THREADS + 4];
+
+void hq_conn_thread_done(void)
+{
+    for (size_t i = 0; i < sizeof(rx_bufs) / sizeof(rx_bufs[0]); i++) {
+        free(rx_bufs[i].buf);
+        rx_bufs[i] = (struct rx_buf){0};
+    }
+    free(send_buf.start);
+    send_buf = (pn_rwbytes_t){0};
+}
 
 static struct rx_buf *rx_for(pn_link_t *l)
 {

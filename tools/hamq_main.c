@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,35 @@
 #include "hamq.h"
 
 enum {
-    O_URL = 256, O_USER, O_PASSWORD, O_DEST, O_COUNT, O_MSIZE, O_TSIZE, O_MESSAGE, O_PERSIST,
-    O_NONPERSIST, O_THREADS, O_RTIMEOUT, O_BREAK, O_SLEEP, O_VERBOSE, O_TXT, O_RECONNECT,
+    O_BASE = 256, O_URL = O_BASE, O_USER, O_PASSWORD, O_DEST, O_COUNT, O_MSIZE, O_TSIZE,
+    O_MESSAGE, O_PERSIST, O_NONPERSIST, O_THREADS, O_RTIMEOUT, O_BREAK, O_SLEEP, O_VERBOSE,
+    O_TXT, O_RECONNECT,
     O_FILTER, O_QNAME, O_MAXCOL, O_DURATION, O_WARMUP, O_PENDING, O_LATENCY, O_RATE, O_HELP,
-    O_SILENT, O_PROTOCOL,
+    O_SILENT, O_PROTOCOL, O_JSON, O_LOOP, O_INTERVAL, O_LOOPCOUNT, O_FIELD, O_OPERATION,
+    O_VALUE, O_MAXROWS, O_SINGLELINE, O_MGMT, O_CLUSTERED, O_END,
+};
+
+/* Which subcommands take a flag: a flag of another subcommand is refused (exit 2). */
+enum { C_PROD = 1, C_CONS = 2, C_BROWSE = 4, C_STAT = 8, C_PERF = 16, C_ALL = 31 };
+#define C_MSG (C_PROD | C_CONS | C_BROWSE)
+
+static const unsigned char opt_cmds[O_END - O_BASE] = {
+    [O_URL - O_BASE] = C_ALL, [O_USER - O_BASE] = C_ALL, [O_PASSWORD - O_BASE] = C_ALL,
+    [O_DEST - O_BASE] = C_MSG, [O_COUNT - O_BASE] = C_MSG | C_PERF,
+    [O_MSIZE - O_BASE] = C_PROD | C_PERF, [O_TSIZE - O_BASE] = C_PROD,
+    [O_MESSAGE - O_BASE] = C_PROD, [O_PERSIST - O_BASE] = C_PROD | C_PERF,
+    [O_NONPERSIST - O_BASE] = C_PROD | C_PERF, [O_THREADS - O_BASE] = C_MSG | C_PERF,
+    [O_RTIMEOUT - O_BASE] = C_CONS | C_BROWSE, [O_BREAK - O_BASE] = C_CONS,
+    [O_SLEEP - O_BASE] = C_MSG | C_STAT, [O_VERBOSE - O_BASE] = C_ALL,
+    [O_TXT - O_BASE] = C_PROD | C_CONS | C_PERF, [O_RECONNECT - O_BASE] = C_ALL,
+    [O_FILTER - O_BASE] = C_CONS | C_BROWSE, [O_QNAME - O_BASE] = C_STAT,
+    [O_MAXCOL - O_BASE] = C_STAT, [O_DURATION - O_BASE] = C_PERF, [O_WARMUP - O_BASE] = C_PERF,
+    [O_PENDING - O_BASE] = C_PERF, [O_LATENCY - O_BASE] = C_PERF, [O_RATE - O_BASE] = C_PERF,
+    [O_HELP - O_BASE] = C_ALL, [O_SILENT - O_BASE] = C_ALL, [O_PROTOCOL - O_BASE] = C_ALL,
+    [O_JSON - O_BASE] = C_STAT, [O_LOOP - O_BASE] = C_STAT, [O_INTERVAL - O_BASE] = C_STAT,
+    [O_LOOPCOUNT - O_BASE] = C_STAT, [O_FIELD - O_BASE] = C_STAT,
+    [O_OPERATION - O_BASE] = C_STAT, [O_VALUE - O_BASE] = C_STAT, [O_MAXROWS - O_BASE] = C_STAT,
+    [O_SINGLELINE - O_BASE] = C_STAT, [O_MGMT - O_BASE] = C_STAT, [O_CLUSTERED - O_BASE] = C_STAT,
 };
 
 static const struct option longopts[] = {
@@ -52,6 +78,18 @@ static const struct option longopts[] = {
     {"rate", required_argument, NULL, O_RATE},
     {"silent", no_argument, NULL, O_SILENT},
     {"protocol", required_argument, NULL, O_PROTOCOL},
+    {"json", no_argument, NULL, O_JSON},
+    {"loop", no_argument, NULL, O_LOOP},
+    {"interval", required_argument, NULL, O_INTERVAL},
+    {"loop-sleep", required_argument, NULL, O_INTERVAL},
+    {"count", required_argument, NULL, O_LOOPCOUNT},
+    {"field", required_argument, NULL, O_FIELD},
+    {"operation", required_argument, NULL, O_OPERATION},
+    {"value", required_argument, NULL, O_VALUE},
+    {"maxRows", required_argument, NULL, O_MAXROWS},
+    {"single-line-header", no_argument, NULL, O_SINGLELINE},
+    {"include-management", no_argument, NULL, O_MGMT},
+    {"clustered", no_argument, NULL, O_CLUSTERED},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -117,7 +155,28 @@ static void help(const char *cmd)
         printf("Usage: hamq queue stat [OPTIONS]\nPrints every queue: name, address, "
                "consumers, messages, added,\ndelivering, acknowledged, routing type.\n"
                "  --queueName TEXT       only queues whose name contains TEXT\n"
-               "  --maxColumnSize N      truncate names longer than N with '...' (default 25)\n"
+               "  --field F --operation O --value V   only queues where F O V holds:\n"
+               "                         F = NAME ADDRESS CONSUMER_COUNT MESSAGE_COUNT\n"
+               "                         MESSAGES_ADDED DELIVERING_COUNT MESSAGES_ACKED\n"
+               "                         SCHEDULED_COUNT ROUTING_TYPE (or the JSON name),\n"
+               "                         O = CONTAINS NOT_CONTAINS EQUALS GREATER_THAN LESS_THAN\n"
+               "                         (not with --queueName)\n"
+               "  --maxRows N            at most N rows (default 50; a WARNING tells the rest)\n"
+               "  --maxColumnSize N      truncate names longer than N with '...' (default 25;\n"
+               "                         -1 = never)\n"
+               "  --json                 one JSON document per iteration, on one line:\n"
+               "                         {\"data\":[{...one object per queue...}],\"count\":N}\n"
+               "                         with the fields name, address, routingType, durable,\n"
+               "                         consumerCount, messageCount, messagesAdded,\n"
+               "                         deliveringCount, messagesAcked, scheduledCount,\n"
+               "                         messagesKilled (dead-lettered), messagesExpired;\n"
+               "                         numbers are JSON numbers, null = the broker does not\n"
+               "                         report that counter\n"
+               "  --loop                 repeat until interrupted (Ctrl-C) or --count\n"
+               "  --interval MS          pause between iterations (default 60000; implies\n"
+               "                         --loop; Artemis' --sleep and --loop-sleep too)\n"
+               "  --count N              with --loop: stop after N iterations\n"
+               "  --single-line-header, --include-management, --clustered  accepted\n"
                "%s",
                common_help);
     else if (strcmp(cmd, "perf") == 0)
@@ -189,9 +248,11 @@ static void defaults(struct hq_opts *o, bool perf)
     o->reconnect_timeout = 30000;
     o->max_column_size = 25;
     o->max_pending = 1;
+    o->max_rows = 50;
+    o->interval_ms = 60000;
 }
 
-static int apply(struct hq_opts *o, int c, const char *v)
+static int apply(struct hq_opts *o, int c, const char *v, unsigned cmd)
 {
     long x = 0;
     int r = 0;
@@ -213,7 +274,14 @@ static int apply(struct hq_opts *o, int c, const char *v)
         break;
     case O_RTIMEOUT: r = num("--receive-timeout", v, -1, LONG_MAX / 2, &o->receive_timeout); break;
     case O_BREAK: o->break_on_null = true; break;
-    case O_SLEEP: r = num("--sleep", v, 0, 3600000, &o->sleep_ms); break;
+    case O_SLEEP:
+        if (cmd == C_STAT) { /* Artemis: queue stat --sleep MS = loop interval, implies --loop */
+            r = num("--sleep", v, 1, 86400000, &o->interval_ms);
+            o->loop = true;
+        } else {
+            r = num("--sleep", v, 0, 3600000, &o->sleep_ms);
+        }
+        break;
     case O_VERBOSE: o->verbose = true; break;
     case O_TXT:
         r = num("--commit-interval", v, 0, LONG_MAX / 2, &x);
@@ -245,9 +313,40 @@ static int apply(struct hq_opts *o, int c, const char *v)
             r = -EINVAL;
         }
         break;
+    case O_JSON: o->json = true; break;
+    case O_LOOP: o->loop = true; break;
+    case O_INTERVAL:
+        r = num("--interval", v, 1, 86400000, &o->interval_ms);
+        o->loop = true;
+        break;
+    case O_LOOPCOUNT: r = num("--count", v, 1, LONG_MAX / 2, &o->loop_count); break;
+    case O_FIELD: o->field = v; break;
+    case O_OPERATION: o->operation = v; break;
+    case O_VALUE: o->value = v; break;
+    case O_MAXROWS:
+        r = num("--maxRows", v, 1, 1000000, &x);
+        o->max_rows = (int)x;
+        break;
+    case O_SINGLELINE: /* hamq's table always has a one-line header */
+    case O_MGMT:       /* hamq has no management queues to hide or show */
+        break;
+    case O_CLUSTERED:
+        fprintf(stderr, "hamq: --clustered: a hamq broker has no cluster topology; showing this "
+                        "broker's queues\n");
+        break;
     default: r = -EINVAL; break;
     }
     return r;
+}
+
+static unsigned cmd_bit(const char *cmd)
+{
+    return strcmp(cmd, "producer") == 0 ? C_PROD
+           : strcmp(cmd, "consumer") == 0 ? C_CONS
+           : strcmp(cmd, "browser") == 0  ? C_BROWSE
+           : strcmp(cmd, "queue") == 0    ? C_STAT
+           : strcmp(cmd, "perf") == 0     ? C_PERF
+                                          : 0;
 }
 
 int main(int argc, char **argv)
@@ -259,28 +358,52 @@ int main(int argc, char **argv)
 
     if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         help(argc > 2 ? argv[2] : NULL);
+        if (!cmd)
+            fprintf(stderr, "hamq: a command is needed\n");
         return cmd ? HQ_EXIT_OK : HQ_EXIT_USAGE;
     }
     if (strcmp(cmd, "queue") == 0 || strcmp(cmd, "perf") == 0) {
         sub = argc > 2 ? argv[2] : NULL;
         if (!sub || strcmp(sub, "--help") == 0) {
             help(cmd);
+            if (!sub)
+                fprintf(stderr, "hamq %s: a subcommand is needed (%s)\n", cmd,
+                        strcmp(cmd, "queue") == 0 ? "stat" : "producer|consumer|client");
             return sub ? HQ_EXIT_OK : HQ_EXIT_USAGE;
         }
         first = 3;
+        bool ok = strcmp(cmd, "queue") == 0
+                      ? strcmp(sub, "stat") == 0
+                      : strcmp(sub, "producer") == 0 || strcmp(sub, "consumer") == 0 ||
+                            strcmp(sub, "client") == 0;
+        if (!ok) {
+            fprintf(stderr, "hamq: unknown command '%s %s'; try hamq %s --help\n", cmd, sub, cmd);
+            return HQ_EXIT_USAGE;
+        }
+    }
+    unsigned bit = cmd_bit(cmd);
+    if (!bit) {
+        fprintf(stderr, "hamq: unknown command '%s'; try hamq --help\n", cmd);
+        return HQ_EXIT_USAGE;
     }
     defaults(&o, strcmp(cmd, "perf") == 0);
     optind = first;
     opterr = 1;
     for (;;) {
-        int c = getopt_long(argc, argv, "", longopts, NULL);
+        int idx = 0;
+        int c = getopt_long(argc, argv, "", longopts, &idx);
         if (c == -1)
             break;
         if (c == O_HELP) {
             help(cmd);
             return HQ_EXIT_OK;
         }
-        if (c == '?' || apply(&o, c, optarg) < 0) {
+        if (c >= O_BASE && c < O_END && !(opt_cmds[c - O_BASE] & bit)) {
+            fprintf(stderr, "hamq %s%s%s: option '--%s' does not apply to this command\n", cmd,
+                    sub ? " " : "", sub ? sub : "", longopts[idx].name);
+            c = '?';
+        }
+        if (c == '?' || apply(&o, c, optarg, bit) < 0) {
             fprintf(stderr, "see: hamq %s%s%s --help\n", cmd, sub ? " " : "", sub ? sub : "");
             return HQ_EXIT_USAGE;
         }
@@ -293,6 +416,10 @@ int main(int argc, char **argv)
     }
     if (!o.address[0] && set_destination(&o, o.destination) < 0)
         return HQ_EXIT_USAGE;
+    if (bit == C_STAT && hq_stat_check(&o, err, sizeof(err)) < 0) {
+        fprintf(stderr, "hamq queue stat: %s\n", err);
+        return HQ_EXIT_USAGE;
+    }
     if (hq_parse_url(o.url, &o, err, sizeof(err)) < 0) {
         fprintf(stderr, "hamq: --url: %s\n", err);
         return HQ_EXIT_USAGE;
@@ -303,13 +430,7 @@ int main(int argc, char **argv)
         return hq_consumer(&o);
     if (strcmp(cmd, "browser") == 0)
         return hq_browser(&o);
-    if (strcmp(cmd, "queue") == 0 && sub && strcmp(sub, "stat") == 0)
+    if (bit == C_STAT)
         return hq_queue_stat(&o);
-    if (strcmp(cmd, "perf") == 0 && sub &&
-        (strcmp(sub, "producer") == 0 || strcmp(sub, "consumer") == 0 ||
-         strcmp(sub, "client") == 0))
-        return hq_perf(&o, sub);
-    fprintf(stderr, "hamq: unknown command '%s%s%s'; try hamq --help\n", cmd, sub ? " " : "",
-            sub ? sub : "");
-    return HQ_EXIT_USAGE;
+    return hq_perf(&o, sub);
 }

@@ -462,6 +462,7 @@ static int run(struct hq_opts *o, int kind)
     free(m->text);
     free(m->seen);
     free(m);
+    hq_conn_thread_done();
     return rc;
 }
 

@@ -8,5 +8,5 @@ tools_hamq_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS)
 tools_hamq_LDADD = $(PROTON_LIBS)
 
 # The CLI against a real broker (python drives it and checks counts and output).
-TESTS += tests/tools/t20_hamq_cli.py
-EXTRA_DIST += tests/tools/t20_hamq_cli.py tools/README.md
+TESTS += tests/tools/t20_hamq_cli.py tests/tools/t21_hamq_stat_perf.py
+EXTRA_DIST += tests/tools/t20_hamq_cli.py tests/tools/t21_hamq_stat_perf.py tools/README.md

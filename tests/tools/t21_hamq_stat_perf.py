@@ -1,0 +1,222 @@
+"""Integration scenario 21: the rest of the `hamq` client command against a real
+broker: `queue stat --json` (stable field names, one object per queue),
+`--loop --interval --count` (a refreshed table until the count), Artemis'
+--field/--operation/--value filter and --maxRows; `perf --threads T` (T
+connections, the message count split over them, latency percentiles over all
+samples); the progress line only on a terminal; every bad flag, value and URL
+refused with a message and a non-zero exit."""
+import json
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "broker"))
+import hamqtest as ht  # noqa: E402
+
+B = None
+JSON_FIELDS = {"name", "address", "routingType", "durable", "consumerCount", "messageCount",
+               "messagesAdded", "deliveringCount", "messagesAcked", "scheduledCount",
+               "messagesKilled", "messagesExpired"}
+
+
+def broker():
+    global B
+    if B is None or B.proc.poll() is not None:
+        B = ht.Broker(workers=2).start()
+        ht.wait_port(B.all_port)
+    return B
+
+
+def url():
+    return "tcp://127.0.0.1:%d" % broker().all_port
+
+
+def hamq(*args, timeout=90):
+    p = subprocess.run([ht.binary("hamq")] + [str(a) for a in args], capture_output=True,
+                       text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def uniq(prefix):
+    return "%s.%d.%d" % (prefix, os.getpid(), int(time.monotonic() * 1e6))
+
+
+def produce(name, n):
+    rc, out, err = hamq("producer", "--url", url(), "--destination", "queue://" + name,
+                        "--message-count", n)
+    assert rc == 0, (out, err)
+
+
+def stat_json(*extra):
+    rc, out, err = hamq("queue", "stat", "--url", url(), "--json", *extra)
+    assert rc == 0, (out, err)
+    assert not out.startswith("Connection brokerURL"), out
+    lines = out.splitlines()
+    assert len(lines) == 1, out
+    return json.loads(lines[0])
+
+
+def test_queue_stat_json_has_one_object_per_queue_with_the_documented_fields():
+    name = uniq("json")
+    produce(name, 4)
+    rc, out, err = hamq("consumer", "--url", url(), "--destination", "queue://" + name,
+                        "--message-count", 1)
+    assert rc == 0, (out, err)
+    doc = stat_json("--queueName", name)
+    assert doc["count"] == 1 and len(doc["data"]) == 1, doc
+    q = doc["data"][0]
+    assert set(q) == JSON_FIELDS, sorted(q)
+    assert (q["name"], q["address"], q["routingType"]) == (name, name, "ANYCAST"), q
+    assert (q["messageCount"], q["messagesAdded"], q["messagesAcked"]) == (3, 4, 1), q
+    assert q["consumerCount"] == 0 and q["deliveringCount"] == 0 and q["scheduledCount"] == 0
+    assert q["durable"] in (None, True, False)
+    for k in ("messagesKilled", "messagesExpired"):
+        assert q[k] is None or isinstance(q[k], int), q
+    rc, out, err = hamq("queue", "stat", "--help")
+    for field in JSON_FIELDS:
+        assert field in out, field
+
+
+def test_queue_stat_json_escapes_names_and_lists_every_matching_queue():
+    base = uniq("esc")
+    names = [base + '."q"', base + ".back\\slash", base + ".plain"]
+    for n in names:
+        produce(n, 1)
+    doc = stat_json("--queueName", base)
+    assert sorted(q["name"] for q in doc["data"]) == sorted(names), doc
+    assert doc["count"] == 3
+
+
+def test_queue_stat_loop_repeats_the_table_count_times_with_artemis_wait_lines():
+    name = uniq("loop")
+    produce(name, 2)
+    t0 = time.monotonic()
+    rc, out, err = hamq("queue", "stat", "--url", url(), "--queueName", name, "--loop",
+                        "--interval", 200, "--count", 3)
+    assert rc == 0, (out, err)
+    assert out.count("|NAME") == 3, out
+    assert out.count("Waiting 200 before another queue stat iteration") == 2, out
+    assert sum(1 for l in out.splitlines() if l.startswith("|" + name[:20])) == 3, out
+    assert time.monotonic() - t0 >= 0.4  # two pauses of 200 ms between three iterations
+
+
+def test_queue_stat_loop_shows_counts_that_change_between_iterations():
+    name = uniq("live")
+    produce(name, 1)
+    p = subprocess.Popen([ht.binary("hamq"), "queue", "stat", "--url", url(), "--json",
+                          "--queueName", name, "--interval", "300", "--count", "40"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(p.stdout.readline())
+        assert first["data"][0]["messageCount"] == 1, first
+        produce(name, 2)
+        seen = None
+        for _ in range(39):
+            line = p.stdout.readline()
+            if not line:
+                break
+            seen = json.loads(line)["data"][0]["messageCount"]
+            if seen == 3:
+                break
+        assert seen == 3, seen
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_queue_stat_field_filter_and_max_rows_follow_artemis():
+    base = uniq("flt")
+    produce(base + ".big", 5)
+    produce(base + ".small", 2)
+    doc = stat_json("--field", "MESSAGE_COUNT", "--operation", "GREATER_THAN", "--value", 3)
+    assert all(q["messageCount"] > 3 for q in doc["data"]), doc
+    names = {q["name"] for q in doc["data"]}
+    assert base + ".big" in names and base + ".small" not in names, names
+    doc = stat_json("--field", "messageCount", "--operation", "LESS_THAN", "--value", 3)
+    names = {q["name"] for q in doc["data"]}
+    assert base + ".small" in names and base + ".big" not in names, names
+    doc = stat_json("--field", "NAME", "--operation", "EQUALS", "--value", base + ".big")
+    assert [q["name"] for q in doc["data"]] == [base + ".big"], doc
+    doc = stat_json("--field", "NAME", "--operation", "NOT_CONTAINS", "--value", base)
+    assert not any(q["name"].startswith(base) for q in doc["data"]), doc
+    doc = stat_json("--field", "ROUTING_TYPE", "--operation", "EQUALS", "--value", "anycast",
+                    "--maxRows", 1)
+    assert len(doc["data"]) == 1 and doc["count"] >= 2, doc
+    rc, out, err = hamq("queue", "stat", "--url", url(), "--queueName", base, "--maxRows", 1)
+    assert rc == 0, err
+    assert "WARNING: the displayed queues are 1/2, set maxRows to display more queues." in out
+    assert sum(1 for l in out.splitlines() if l.startswith("|" + base[:20])) == 1, out
+    rc, out, err = hamq("queue", "stat", "--url", url(), "--queueName", base,
+                        "--maxColumnSize", -1)
+    assert rc == 0 and ("|%s.small|" % base) in out.replace(" ", ""), out
+
+
+def test_bad_flags_values_and_urls_are_refused_with_a_message_and_exit_2():
+    cases = [
+        ["queue", "stat", "--field", "NAME"],
+        ["queue", "stat", "--field", "NAME", "--operation", "EQUALS", "--value", "x",
+         "--queueName", "x"],
+        ["queue", "stat", "--field", "COLOR", "--operation", "EQUALS", "--value", "x"],
+        ["queue", "stat", "--field", "NAME", "--operation", "LIKE", "--value", "x"],
+        ["queue", "stat", "--field", "MESSAGE_COUNT", "--operation", "LESS_THAN",
+         "--value", "many"],
+        ["queue", "stat", "--count", "3"],
+        ["queue", "stat", "--interval", "0"],
+        ["queue", "stat", "--maxRows", "0"],
+        ["queue", "stat", "--maxColumnSize", "2"],
+        ["queue", "stat", "--threads", "2"],
+        ["queue", "stat", "extra"],
+        ["queue"], ["perf"], ["perf", "both"], ["queue", "list"],
+        ["producer", "--json"], ["consumer", "--message-size", "10"],
+        ["browser", "--persistent"], ["perf", "client", "--destination", "queue://x"],
+        ["perf", "client", "queue://a", "queue://b"],
+        ["perf", "producer", "--threads", "65"], ["perf", "client", "--rate", "-1"],
+        ["consumer", "--receive-timeout", "-2"], ["producer", "--url"],
+        ["producer", "--url", ""], ["producer", "--url", "()"],
+        ["producer", "--url", "(tcp://a:1"], ["producer", "--url", "http://a:1"],
+        ["producer", "--url", "tcp://a:99999"], ["producer", "--url", "tcp://a:port"],
+        ["producer", "--url", "(" + ",".join("tcp://a:%d" % p for p in range(1, 10)) + ")"],
+        ["producer", "--protocol", "openwire"], ["producer", "--destination", "queue://"],
+    ]
+    for args in cases:
+        rc, out, err = hamq(*args)
+        assert rc == 2, (args, rc, out, err)
+        assert err.strip() and "hamq" in err, (args, err)
+        assert "Segmentation" not in err and "Sanitizer" not in err, (args, err)
+
+
+def test_an_unknown_host_is_a_connection_error_with_exit_3():
+    for cmd in (["producer", "--message-count", 1], ["consumer"], ["browser"],
+                ["queue", "stat"], ["perf", "client", "--message-count", 1]):
+        rc, out, err = hamq(*cmd, "--url", "tcp://no-such-host.invalid:61616",
+                            "--reconnect-timeout", 0)
+        assert rc == 3 and "Connection failed::" in err, (cmd, rc, out, err)
+
+
+def test_every_subcommand_help_names_its_flags_and_exits_0():
+    expect = {
+        ("producer",): ["--destination", "--message-count", "--threads", "--message-size",
+                        "--non-persistent", "--url"],
+        ("consumer",): ["--receive-timeout", "--break-on-null", "--filter", "--threads"],
+        ("browser",): ["--destination", "--receive-timeout"],
+        ("queue", "stat"): ["--json", "--loop", "--interval", "--count", "--field",
+                            "--maxRows", "--queueName"],
+        ("perf", "client"): ["--duration", "--message-count", "--max-pending"],
+    }
+    for cmd, flags in expect.items():
+        rc, out, err = hamq(*cmd, "--help")
+        assert rc == 0 and out.startswith("Usage:"), (cmd, rc, out, err)
+        for f in flags:
+            assert f in out, (cmd, f)
+
+
+if __name__ == "__main__":
+    try:
+        ht.main({k: v for k, v in globals().items() if k.startswith("test_")})
+    finally:
+        if B is not None:
+            B.stop()

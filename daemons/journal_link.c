@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "hamq/exitcodes.h"
+#include "core-flow.h"
 #include "hamq/log.h"
 #include "journal.h"
 
@@ -232,6 +233,65 @@ static void io_flow(void *ctx, bool blocked, uint64_t bytes, uint64_t limit)
             log_err("cannot tell worker %u about flow control: out of memory", i);
 }
 
+/* ---- per-address flow control ([broker] address_max_memory, [address NAME]) ---- */
+
+static uint64_t addr_limit(void *ctx, const char *address)
+{
+    const struct journald *j = ctx;
+
+    return config_address_max_memory(&j->cfg, address);
+}
+
+static void send_flow_addr(struct journald *j, uint32_t slot, const char *address, bool blocked,
+                           uint64_t bytes, uint64_t limit)
+{
+    struct msgproto_rec rec = {.type = MSGPROTO_FLOW_ADDR};
+
+    rec.u.flow_addr.blocked = blocked;
+    rec.u.flow_addr.bytes = bytes;
+    rec.u.flow_addr.limit = limit;
+    rec.u.flow_addr.address = msgproto_str(address);
+    if (send_rec(j, slot, &rec, false, 0) < 0)
+        log_err("cannot tell worker %u about flow control of address %s: out of memory", slot,
+                address);
+}
+
+/* Every worker holds (or releases) SENDs to this address. */
+static void addr_changed(void *ctx, const char *address, bool blocked, uint64_t bytes,
+                         uint64_t limit)
+{
+    struct journald *j = ctx;
+
+    if (blocked)
+        log_event(LOG_WARNING, "address-flow-blocked", "address %s holds %llu bytes in its "
+                  "queues, its limit is %llu: producers to it are blocked until consumers catch "
+                  "up", address, (unsigned long long)bytes, (unsigned long long)limit);
+    else
+        log_event(LOG_NOTICE, "address-flow-resumed", "address %s holds %llu bytes (limit "
+                  "%llu): producers to it resume", address, (unsigned long long)bytes,
+                  (unsigned long long)limit);
+    for (uint32_t i = 0; i < j->nslots; i++)
+        if (j->slots[i].alive)
+            send_flow_addr(j, i, address, blocked, bytes, limit);
+}
+
+static const struct core_addr_flow_ops jd_addr_flow_ops = {
+    .limit = addr_limit,
+    .changed = addr_changed,
+};
+
+struct hello_ctx {
+    struct journald *j;
+    uint32_t slot;
+};
+
+static void hello_blocked(void *ctx, const char *address, uint64_t bytes, uint64_t limit)
+{
+    const struct hello_ctx *h = ctx;
+
+    send_flow_addr(h->j, h->slot, address, true, bytes, limit);
+}
+
 const struct core_io_ops jd_io_ops = {
     .deliver = io_deliver,
     .done = io_done,
@@ -414,6 +474,8 @@ void jd_worker_hello(struct journald *j, uint32_t slot)
         rec.u.flow.blocked = 1;
         send_rec(j, slot, &rec, false, 0);
     }
+    struct hello_ctx hc = {j, slot}; /* and which addresses are blocked */
+    core_flow_blocked_each(j->engine, hello_blocked, &hc);
     if (!s->alive) {
         s->alive = true;
         j->ready_workers++;
@@ -467,6 +529,11 @@ int jd_link_open(struct journald *j, char *err, size_t errlen)
         snprintf(err, errlen, "event loop: %s", strerror(-r));
         return r;
     }
+    /* Per-address limits: only when configured (otherwise no cost per SEND).
+     * Here because the slots exist now; what restore put over a limit is
+     * blocked at once and told to each worker at its HELLO. */
+    if (j->cfg.address_max_memory || j->cfg.naddresses)
+        core_flow_addresses(j->engine, &jd_addr_flow_ops, j);
     return 0;
 }
 

@@ -11,7 +11,7 @@ daemons_hamq_journal_LDADD = daemons/core/libhamqcore.a daemons/core/libhamqmsg.
 	daemons/store/libhamqstore.a shm/libhamqshm.a $(HAMQ_COMMON_LIBS) $(AIO_LIBS)
 
 daemons_hamq_worker_SOURCES = daemons/worker_main.c daemons/worker_link.c \
-	daemons/worker_stomp.c daemons/worker_net.c daemons/worker.h daemons/worker_net.h
+	daemons/worker_flow.c daemons/worker_stomp.c daemons/worker_net.c daemons/worker.h daemons/worker_net.h
 daemons_hamq_worker_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemons/worker \
 	-I$(top_srcdir)/daemons/core
 daemons_hamq_worker_LDADD = daemons/worker/libhamqstomp.a daemons/core/libhamqmsg.a \
@@ -21,9 +21,11 @@ daemons_hamq_worker_LDADD = daemons/worker/libhamqstomp.a daemons/core/libhamqms
 TESTS += tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py \
 	tests/broker/t03_stomp_mutated_frames.py
 TESTS += tests/broker/t04_duplicates.py tests/broker/t05_large_messages.py
+TESTS += tests/broker/t06_address_flow.py
 PY_LOG_DRIVER = env AM_TAP_AWK='$(AWK)' $(SHELL) $(top_srcdir)/build-aux/tap-driver.sh
 EXTRA_DIST += tests/broker/hamqtest.py tests/broker/t01_stomp_messaging.py tests/broker/t02_stomp_robustness.py tests/broker/t03_stomp_mutated_frames.py
 EXTRA_DIST += tests/broker/t04_duplicates.py tests/broker/t05_large_messages.py
+EXTRA_DIST += tests/broker/t06_address_flow.py
 
 # Per-address flow control of the engine (daemons/core/core-flow.h, in core-route.c).
 check_PROGRAMS += tests/core/test_core_flow

@@ -4,6 +4,8 @@
  *   worker_link.c   the rings to the core: send records (with an overflow
  *                   queue for control records), read and route core records,
  *                   core liveness
+ *   worker_flow.c   per-address flow control: addresses the core reported
+ *                   full, connections waiting for them
  *   worker_stomp.c  STOMP connections: stomp_session ⇄ msgproto records
  *   worker_amqp*.c  AMQP 1.0 connections: Proton connection driver ⇄ records
  *   worker_net.c    listeners and client sockets (protocol-agnostic)
@@ -38,6 +40,7 @@ struct wk_conn_ref {
     const struct wk_conn_ops *ops;
     void *conn;
     bool waiting_space; /* paused for ring space */
+    bool waiting_addr;  /* paused for a full address (worker_flow.c) */
 };
 
 struct wk_overflow; /* queued records that did not fit the ring */
@@ -66,6 +69,9 @@ struct worker {
     size_t encbuf_cap;
     uint64_t next_conn;      /* conn ids: worker index in the top 16 bits */
     bool flow_blocked;       /* the core said: stop reading producers (max_memory) */
+    struct u64map blocked_addrs; /* full addresses (worker_flow.c) */
+    size_t nblocked_addrs;
+    size_t waiting_addr;     /* connections paused for a full address */
     bool stopping;
     int exit_code;
 };
@@ -92,6 +98,23 @@ uint64_t wk_conn_register(struct worker *w, const struct wk_conn_ops *ops, void 
 void wk_conn_unregister(struct worker *w, uint64_t id);
 /* The connection waits for ring space: on_writable will be called. */
 void wk_conn_wait_space(struct worker *w, uint64_t id);
+
+/*
+ * worker_flow.c — per-address flow control ([broker] address_max_memory,
+ * [address NAME] max_memory). A producer must not hand the core a SEND to a
+ * blocked address: check wk_address_blocked() first (address may be an FQQN
+ * "address::queue"; len is its length without a NUL); if it is blocked, hold
+ * the SEND (stop reading the client / grant no credit) and call
+ * wk_conn_wait_address(): the connection's on_writable() is called when the
+ * core releases an address, and it checks again. SUBSCRIBE, ACK and every
+ * other record still pass, or nothing would ever drain the address.
+ */
+bool wk_address_blocked(const struct worker *w, const char *address, size_t len);
+void wk_conn_wait_address(struct worker *w, uint64_t id);
+/* A MSGPROTO_FLOW_ADDR record from the core. */
+void wk_flow_address(struct worker *w, const struct msgproto_flow_addr *f);
+void wk_flow_init(struct worker *w);
+void wk_flow_free(struct worker *w);
 
 /* worker_amqp.c: loads [security] users_file; -errno with err filled. */
 int wk_amqp_init(struct worker *w, struct wnet_proto *p, char *err, size_t errlen);

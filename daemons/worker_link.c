@@ -174,6 +174,8 @@ void wk_conn_unregister(struct worker *w, uint64_t id)
 
     if (ref && ref->waiting_space)
         w->waiting_space--;
+    if (ref && ref->waiting_addr)
+        w->waiting_addr--;
     free(ref);
 }
 
@@ -183,7 +185,9 @@ void wk_conn_wait_space(struct worker *w, uint64_t id)
 {
     struct wk_conn_ref *ref = u64map_get(&w->conns, id);
 
-    if (!ref || ref->waiting_space)
+    /* A connection held for a full address waits for its release, not for
+     * ring space (polling would only find the address still full). */
+    if (!ref || ref->waiting_space || ref->waiting_addr)
         return;
     ref->waiting_space = true;
     w->waiting_space++;
@@ -237,6 +241,9 @@ static void dispatch(struct worker *w, const struct msgproto_rec *rec)
                  (unsigned long long)rec->u.flow.bytes, (unsigned long long)rec->u.flow.limit);
         if (!w->flow_blocked && w->waiting_space && !w->space_timer)
             evloop_add_timer(w->loop, 0, WK_SPACE_POLL_MS, on_space_timer, w, &w->space_timer);
+        return;
+    case MSGPROTO_FLOW_ADDR:
+        wk_flow_address(w, &rec->u.flow_addr);
         return;
     case MSGPROTO_DONE: conn = rec->u.done.conn; break;
     case MSGPROTO_DELIVER: conn = rec->u.deliver.conn; break;
@@ -401,6 +408,7 @@ int wk_link_open(struct worker *w, char *err, size_t errlen)
     if (w->core.pidfd >= 0)
         ring_watch_peer(&w->rx, w->core.pidfd);
     u64map_init(&w->conns);
+    wk_flow_init(w);
     r = evloop_add_fd(w->loop, w->bell_fd, EPOLLIN, on_bell, w, &w->bell_watch);
     if (r == 0)
         r = evloop_add_idle(w->loop, idle_hook, w, NULL);
@@ -446,6 +454,7 @@ void wk_link_close(struct worker *w)
     while ((e = u64map_next(&w->conns, &pos)))
         free(e->val);
     u64map_free(&w->conns);
+    wk_flow_free(w);
     msgproto_reasm_reset(&w->reasm);
     free(w->encbuf);
     if (w->bell_fd >= 0)

@@ -343,6 +343,13 @@ static int on_send(void *ctx, const struct stomp_send_info *si)
         wk_conn_wait_space(st->w, st->id);
         return -EAGAIN;
     }
+    /* A full address: the frame waits in the session (receipt with it) and
+     * the socket is not read until the core releases the address. */
+    if (wk_address_blocked(st->w, si->dest.address, si->dest.address_len)) {
+        st->paused = true;
+        wk_conn_wait_address(st->w, st->id);
+        return -EAGAIN;
+    }
     if (si->dest.address_len >= sizeof(addr))
         return -ENAMETOOLONG;
     r = encode_message(si, routing_of(si->dest.routing), &msg, &mlen, &rec.u.send.priority,

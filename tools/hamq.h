@@ -3,7 +3,8 @@
  * see ../shared notes and tools/README.md). One process, one thread: every
  * subcommand is an event handler on a Proton pn_connection_driver driven by
  * a blocking poll() loop over one TCP socket (hamq_conn.c). Artemis'
- * "--threads T" become T links (each on its own session) of that connection.
+ * "--threads T" become T links (each on its own session) of that connection;
+ * only `perf --threads T` runs T such loops, one per thread and connection.
  *
  *   hamq_main.c   subcommand dispatch, option parsing, --help texts
  *   hamq_conn.c   URL list (failover), socket + driver loop, reconnects
@@ -91,6 +92,7 @@ struct hq_conn {
     bool have_driver;
     bool lost;                 /* the connection failed or closed */
     int reconnects;
+    int index;                 /* perf --threads: connection k of T (0 for the others) */
     char err[512];
 };
 

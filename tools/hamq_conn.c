@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <proton/condition.h>
 #include <proton/connection.h>
@@ -136,8 +138,12 @@ static int tcp_connect(const struct hq_url *u, char *err, size_t errlen)
             int soerr = 0;
             socklen_t sl = sizeof(soerr);
             if (poll(&pfd, 1, CONNECT_TIMEOUT_MS) == 1 &&
-                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0) {
+                /* small frames (dispositions, flow) must not wait for Nagle + delayed ACK */
+                int one = 1;
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
                 break;
+            }
             errno = soerr ? soerr : ETIMEDOUT;
         }
         snprintf(err, errlen, "%s:%s: %s", u->host, u->port, strerror(errno));
@@ -176,7 +182,10 @@ static int open_conn(struct hq_conn *c, struct hq_app *app)
     c->have_driver = true;
     c->lost = false;
     pn_connection_t *conn = c->d.connection;
-    snprintf(container, sizeof(container), "hamq-cli-%d", (int)getpid());
+    if (c->index > 0) /* perf --threads: every connection its own container id */
+        snprintf(container, sizeof(container), "hamq-cli-%d-%d", (int)getpid(), c->index);
+    else
+        snprintf(container, sizeof(container), "hamq-cli-%d", (int)getpid());
     pn_connection_set_container(conn, container);
     pn_connection_set_hostname(conn, o->urls[c->cur].host);
     if (o->user)

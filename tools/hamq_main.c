@@ -185,12 +185,19 @@ static void help(const char *cmd)
                "  --duration S           run S seconds after the warm-up (default: until\n"
                "                         --message-count or Ctrl-C)\n"
                "  --warmup S             seconds not counted in the latencies (default 0)\n"
-               "  --message-count N      stop after N messages (default 0 = unlimited)\n"
+               "  --message-count N      stop after N messages in total, split over the\n"
+               "                         threads (default 0 = unlimited)\n"
+               "  --threads T            T threads, each with its own connection, producer\n"
+               "                         and/or consumer (default 1); figures are totals,\n"
+               "                         percentiles over every thread's samples\n"
                "  --message-size N       bytes per message (default 1024)\n"
                "  --persistent           durable messages (default: non-persistent)\n"
-               "  --max-pending N        unconfirmed sends in flight (default 1; 0 = unbounded)\n"
-               "  --rate R               at most R msg/s\n"
+               "  --max-pending N        unconfirmed sends in flight per producer (default 1;\n"
+               "                         0 = unbounded)\n"
+               "  --rate R               at most R msg/s in total\n"
                "  --show-latency         accepted (latency percentiles are always in the summary)\n"
+               "Every second: sent/completed/received msg/s (on a terminal: one progress line\n"
+               "rewritten in place), then --- SUMMARY with totals and latency percentiles.\n"
                "%s",
                common_help);
     else

@@ -3,14 +3,27 @@
  * `artemis perf` (artemis-compat §1.6): positional destination (default
  * queue://TEST), --duration / --message-count to stop (neither: until
  * Ctrl-C), --warmup, --message-size (1024), --persistent, --max-pending
- * (unsettled sends in flight, 1; 0 = unbounded), --rate, --show-latency.
+ * (unsettled sends in flight per producer, 1; 0 = unbounded), --rate,
+ * --show-latency, --threads T.
  *
- * Figures: every second "--- sent / completed / received: N msg/sec" (a
- * progress line instead when stdout is a terminal), then "--- SUMMARY" with
- * totals and latency percentiles: "send ack time" (send → accepted: for a
- * persistent message, the broker's journal write) and "transfer time"
- * (send → received, from the hamq-ts-us property, same host clocks).
- * Samples taken during --warmup are not counted.
+ * --threads T: T POSIX threads, each with its own connection (its own
+ * container id) and its own Proton driver loop, one producer and/or one
+ * consumer link each. --message-count N is the total, as in Artemis: the
+ * producers send N between them (N/T each, the remainder to the first ones;
+ * Artemis drops the remainder); on a queue the consumers accept N between
+ * them (a reservation counter shared by the threads, a message beyond it is
+ * released, not counted), on a topic every consumer receives all N. --rate
+ * is the total too. In `perf client` the producers start once every
+ * consumer link is attached, so a topic loses nothing to a late subscriber.
+ *
+ * Figures: the main thread sums the threads' counters every second
+ * ("--- sent / completed / received: N msg/sec", or one progress line
+ * rewritten in place when stdout is a terminal), then "--- SUMMARY" with
+ * totals and latency percentiles over every sample of every thread (merged,
+ * then sorted: never an average of per-thread percentiles): "send ack time"
+ * (send → accepted: for a persistent message, the broker's journal write)
+ * and "transfer time" (send → received, from the hamq-ts-us property, same
+ * host clocks). Samples taken during --warmup are not counted.
  */
 #include "config.h"
 
@@ -21,7 +34,9 @@
 #include <proton/link.h>
 #include <proton/session.h>
 #include <proton/terminus.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,29 +48,59 @@
 #define SAMPLES_MAX (16u << 20)
 #define UNBOUNDED_PENDING 10000
 #define RING_SLOTS 65536u
+#define CONSUMER_CREDIT 1000
+#define DRAIN_GRACE_MS 2000
 
 struct samples {
     uint32_t *v;
     size_t n, cap;
 };
 
+/*
+ * What every thread reads (set before the threads start, then read-only) and
+ * the few counters they share. recv_taken counts the messages accepted on a
+ * queue by all consumers together; consumers_ready the consumer links the
+ * broker attached.
+ */
+struct perf_shared {
+    const struct hq_opts *o;
+    bool produce, consume;
+    int threads;
+    struct perf *all; /* the threads, for the end of a --duration run */
+    int64_t start_ms, warm_end_ms, end_ms;
+    atomic_uint_fast64_t recv_taken;
+    atomic_int consumers_ready;
+    atomic_bool stop; /* a thread failed or the broker closed a link: everyone ends */
+};
+
+/*
+ * One thread: one connection, its producer and/or consumer link. The
+ * counters are atomics because the main thread reads them every second; only
+ * this thread writes them.
+ */
 struct perf {
     struct hq_app app;
-    struct hq_opts *o;
-    bool produce, consume;
+    struct perf_shared *sh;
+    int index;
+    uint64_t quota;      /* messages this producer sends, 0 = unlimited */
+    long rate;           /* this producer's share of --rate, 0 = unbounded */
     pn_link_t *snd, *rcv;
     pn_message_t *msg;
-    char *payload;
-    uint64_t sent, completed, received, refused;
-    uint64_t last_sent, last_completed, last_received;
-    int64_t start_ms, warm_end_ms, end_ms, next_report_ms;
+    atomic_uint_fast64_t sent, completed, received, refused;
+    bool rcv_ready;
     int64_t *sent_at_us; /* by tag % RING_SLOTS: send time of unsettled deliveries */
     struct samples ack, transfer;
-    bool tty;
     char rx[16384];
-    char *tmpl;      /* the encoded message, sent with its timestamp patched in */
+    char *tmpl;          /* the encoded message, sent with its timestamp patched in */
     size_t tmpl_len, ts_off;
+    pthread_t tid;
+    bool started;
+    int rc;
+    atomic_bool finished;
 };
+
+#define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define INC(x) atomic_fetch_add_explicit(&(x), 1, memory_order_relaxed)
 
 #define TS_KEY "hamq-ts-us"
 #define TS_SENTINEL 0x5a5aa5a51234fedcLL
@@ -89,39 +134,52 @@ static void sample(struct samples *s, int64_t us)
     s->v[s->n++] = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
+static bool stopping(const struct perf *p)
+{
+    return interrupted || atomic_load(&p->sh->stop);
+}
+
 static void setup(struct hq_app *app, pn_connection_t *conn)
 {
     struct perf *p = (struct perf *)app;
+    const struct hq_opts *o = p->sh->o;
     pn_session_t *s = pn_session(conn);
+    char name[64];
 
     pn_session_open(s);
-    if (p->produce) {
-        p->snd = pn_sender(s, "hamq-perf-producer");
-        pn_terminus_set_address(pn_link_target(p->snd), p->o->address);
-        hq_set_caps(pn_link_target(p->snd), p->o->topic);
+    if (p->sh->produce) {
+        snprintf(name, sizeof(name), "hamq-perf-producer-%d", p->index);
+        p->snd = pn_sender(s, name);
+        pn_terminus_set_address(pn_link_target(p->snd), o->address);
+        hq_set_caps(pn_link_target(p->snd), o->topic);
         pn_link_open(p->snd);
     }
-    if (p->consume) {
-        p->rcv = pn_receiver(s, "hamq-perf-consumer");
-        pn_terminus_set_address(pn_link_source(p->rcv), p->o->address);
-        hq_set_caps(pn_link_source(p->rcv), p->o->topic);
+    if (p->sh->consume) {
+        snprintf(name, sizeof(name), "hamq-perf-consumer-%d", p->index);
+        p->rcv = pn_receiver(s, name);
+        pn_terminus_set_address(pn_link_source(p->rcv), o->address);
+        hq_set_caps(pn_link_source(p->rcv), o->topic);
         pn_link_open(p->rcv);
-        pn_link_flow(p->rcv, 1000);
+        pn_link_flow(p->rcv, CONSUMER_CREDIT);
     }
 }
 
 static bool may_send(struct perf *p, int64_t now)
 {
-    uint64_t pending = p->sent - p->completed - p->refused;
-    uint64_t window = p->o->max_pending > 0 ? (uint64_t)p->o->max_pending : UNBOUNDED_PENDING;
+    const struct hq_opts *o = p->sh->o;
+    uint64_t sent = LD(p->sent);
+    uint64_t pending = sent - LD(p->completed) - LD(p->refused);
+    uint64_t window = o->max_pending > 0 ? (uint64_t)o->max_pending : UNBOUNDED_PENDING;
 
-    if (p->o->message_count > 0 && p->sent >= (uint64_t)p->o->message_count)
+    if (p->quota > 0 && sent >= p->quota)
         return false;
     if (pending >= window || pending >= RING_SLOTS || pn_link_credit(p->snd) <= 0)
         return false;
-    if (p->o->rate > 0 && (double)p->sent > (double)(now - p->start_ms) * p->o->rate / 1000.0)
+    if (p->sh->consume && atomic_load(&p->sh->consumers_ready) < p->sh->threads)
+        return false; /* perf client: not before every consumer is attached */
+    if (p->rate > 0 && (double)sent > (double)(now - p->sh->start_ms) * (double)p->rate / 1000.0)
         return false;
-    return now < p->end_ms && !interrupted;
+    return now < p->sh->end_ms && !stopping(p);
 }
 
 static void put_be64(char *at, int64_t v)
@@ -131,17 +189,19 @@ static void put_be64(char *at, int64_t v)
 }
 
 /*
- * Encodes the one message perf sends, once: durable as asked, the payload as a
- * data section, application property hamq-ts-us (long). Each send patches the
- * timestamp's 8 bytes, so the client's CPU goes to the protocol, not to encoding.
+ * Encodes the one message perf sends, once per thread: durable as asked, the
+ * payload as a data section, application property hamq-ts-us (long). Each
+ * send patches the timestamp's 8 bytes, so the client's CPU goes to the
+ * protocol, not to encoding.
  */
-static int build_template(struct perf *p)
+static int build_template(struct perf *p, const char *payload)
 {
+    const struct hq_opts *o = p->sh->o;
     pn_rwbytes_t buf = {0, NULL};
     char sentinel[8];
 
     pn_message_clear(p->msg);
-    pn_message_set_durable(p->msg, p->o->persistent);
+    pn_message_set_durable(p->msg, o->persistent);
     pn_data_t *props = pn_message_properties(p->msg);
     pn_data_put_map(props);
     pn_data_enter(props);
@@ -149,7 +209,7 @@ static int build_template(struct perf *p)
     pn_data_put_long(props, TS_SENTINEL);
     pn_data_exit(props);
     pn_message_set_inferred(p->msg, true);
-    pn_data_put_binary(pn_message_body(p->msg), pn_bytes((size_t)p->o->message_size, p->payload));
+    pn_data_put_binary(pn_message_body(p->msg), pn_bytes((size_t)o->message_size, payload));
     ssize_t n = pn_message_encode2(p->msg, &buf);
     put_be64(sentinel, TS_SENTINEL);
     char *at = n > 0 ? memmem(buf.start, (size_t)n, sentinel, 8) : NULL;
@@ -167,13 +227,13 @@ static void send_some(struct perf *p, int64_t now)
 {
     while (p->snd && may_send(p, now)) {
         int64_t us = wall_us();
-        uint64_t tag = p->sent;
+        uint64_t tag = LD(p->sent);
         put_be64(p->tmpl + p->ts_off, us);
-        p->sent_at_us[p->sent % RING_SLOTS] = us;
+        p->sent_at_us[tag % RING_SLOTS] = us;
         pn_delivery(p->snd, pn_dtag((const char *)&tag, sizeof(tag)));
         pn_link_send(p->snd, p->tmpl, p->tmpl_len);
         pn_link_advance(p->snd);
-        p->sent++;
+        INC(p->sent);
     }
 }
 
@@ -211,26 +271,59 @@ static int64_t ts_of(pn_message_t *m)
     return 0;
 }
 
+static void on_send_outcome(struct perf *p, pn_delivery_t *dl, bool warm)
+{
+    uint64_t state = pn_delivery_remote_state(dl);
+
+    if (!state && !pn_delivery_settled(dl))
+        return;
+    if (state == PN_ACCEPTED) {
+        uint64_t tag = 0;
+        pn_delivery_tag_t t = pn_delivery_tag(dl);
+        if (t.size == sizeof(tag))
+            memcpy(&tag, t.start, sizeof(tag));
+        if (warm)
+            sample(&p->ack, wall_us() - p->sent_at_us[tag % RING_SLOTS]);
+        INC(p->completed);
+    } else {
+        INC(p->refused);
+    }
+    pn_delivery_settle(dl);
+}
+
+/*
+ * Whether this consumer may take one more message: on a queue the threads
+ * share --message-count (a reservation), on a topic each receives all.
+ */
+static bool take_one(struct perf *p)
+{
+    uint64_t n = (uint64_t)p->sh->o->message_count;
+
+    if (p->sh->o->topic)
+        return !n || LD(p->received) < n;
+    return atomic_fetch_add(&p->sh->recv_taken, 1) < n || !n;
+}
+
+static void settle_received(struct perf *p, pn_delivery_t *dl, int64_t ts, bool warm)
+{
+    if (!take_one(p)) {
+        pn_delivery_update(dl, PN_RELEASED); /* another consumer reached the total */
+        pn_delivery_settle(dl);
+        return;
+    }
+    pn_delivery_update(dl, PN_ACCEPTED);
+    pn_delivery_settle(dl);
+    INC(p->received);
+    if (warm && ts)
+        sample(&p->transfer, wall_us() - ts);
+}
+
 static void on_delivery(struct perf *p, pn_delivery_t *dl, int64_t now)
 {
-    bool warm = now >= p->warm_end_ms;
+    bool warm = now >= p->sh->warm_end_ms;
 
     if (pn_delivery_link(dl) == p->snd) {
-        uint64_t state = pn_delivery_remote_state(dl);
-        if (!state && !pn_delivery_settled(dl))
-            return;
-        if (state == PN_ACCEPTED) {
-            uint64_t tag = 0;
-            pn_delivery_tag_t t = pn_delivery_tag(dl);
-            if (t.size == sizeof(tag))
-                memcpy(&tag, t.start, sizeof(tag));
-            if (warm)
-                sample(&p->ack, wall_us() - p->sent_at_us[tag % RING_SLOTS]);
-            p->completed++;
-        } else {
-            p->refused++;
-        }
-        pn_delivery_settle(dl);
+        on_send_outcome(p, dl, warm);
         return;
     }
     if (!pn_delivery_readable(dl))
@@ -239,28 +332,21 @@ static void on_delivery(struct perf *p, pn_delivery_t *dl, int64_t now)
         /* the common case, one whole transfer: find the timestamp, no full decode */
         ssize_t n = pn_link_recv(p->rcv, p->rx, sizeof(p->rx));
         pn_link_advance(p->rcv);
-        pn_delivery_update(dl, PN_ACCEPTED);
-        pn_delivery_settle(dl);
-        p->received++;
-        int64_t ts = n > 0 ? ts_in(p->rx, (size_t)n) : 0;
-        if (warm && ts)
-            sample(&p->transfer, wall_us() - ts);
+        settle_received(p, dl, n > 0 ? ts_in(p->rx, (size_t)n) : 0, warm);
     } else {
         pn_message_clear(p->msg);
         bool ok = hq_read_message(dl, p->msg);
         if (pn_delivery_partial(dl))
             return;
-        pn_delivery_update(dl, PN_ACCEPTED);
-        pn_delivery_settle(dl);
         if (ok) {
-            p->received++;
-            int64_t ts = ts_of(p->msg);
-            if (warm && ts)
-                sample(&p->transfer, wall_us() - ts);
+            settle_received(p, dl, ts_of(p->msg), warm);
+        } else {
+            pn_delivery_update(dl, PN_REJECTED);
+            pn_delivery_settle(dl);
         }
     }
-    if (pn_link_credit(p->rcv) < 500)
-        pn_link_flow(p->rcv, 1000 - pn_link_credit(p->rcv));
+    if (pn_link_credit(p->rcv) < CONSUMER_CREDIT / 2)
+        pn_link_flow(p->rcv, CONSUMER_CREDIT - pn_link_credit(p->rcv));
 }
 
 static void on_event(struct hq_app *app, pn_event_t *e)
@@ -270,56 +356,112 @@ static void on_event(struct hq_app *app, pn_event_t *e)
     switch (pn_event_type(e)) {
     case PN_LINK_FLOW: send_some(p, hq_now_ms()); break;
     case PN_DELIVERY: on_delivery(p, pn_event_delivery(e), hq_now_ms()); break;
+    case PN_LINK_REMOTE_OPEN:
+        if (pn_event_link(e) == p->rcv && !p->rcv_ready) {
+            p->rcv_ready = true;
+            atomic_fetch_add(&p->sh->consumers_ready, 1);
+        }
+        break;
     case PN_LINK_REMOTE_CLOSE: {
         pn_condition_t *c = pn_link_remote_condition(pn_event_link(e));
         if (pn_condition_is_set(c))
             fprintf(stderr, "link closed by the broker: %s: %s\n", pn_condition_get_name(c),
                     pn_condition_get_description(c));
-        interrupted = 1;
+        atomic_store(&p->sh->stop, true);
         break;
     }
     default: break;
     }
 }
 
-static void report_second(struct perf *p, int64_t now)
+/*
+ * After --duration: this thread is done once its sends are all confirmed and
+ * (perf client) the consumers received everything every producer sent.
+ */
+static bool drained(const struct perf *p)
 {
-    uint64_t s = p->sent - p->last_sent, c = p->completed - p->last_completed,
-             r = p->received - p->last_received;
+    const struct perf_shared *sh = p->sh;
+    uint64_t sent_total = 0;
 
-    p->last_sent = p->sent;
-    p->last_completed = p->completed;
-    p->last_received = p->received;
-    if (p->tty) {
-        printf("\r[%3" PRId64 " s] sent %7" PRIu64 "/s  completed %7" PRIu64 "/s  received %7" PRIu64
-               "/s  total received %" PRIu64 "   ",
-               (now - p->start_ms) / 1000, s, c, r, p->received);
-    } else {
-        printf("--- warmup %s\n", now < p->warm_end_ms ? "true" : "false");
-        if (p->produce)
-            printf("--- sent:      %7" PRIu64 " msg/sec\n--- completed: %7" PRIu64 " msg/sec\n", s,
-                   c);
-        if (p->consume)
-            printf("--- received:  %7" PRIu64 " msg/sec\n", r);
-    }
-    fflush(stdout);
+    if (LD(p->sent) != LD(p->completed) + LD(p->refused))
+        return false;
+    if (!sh->consume || !sh->produce)
+        return true;
+    for (int i = 0; i < sh->threads; i++)
+        sent_total += LD(sh->all[i].sent);
+    return sh->o->topic ? LD(p->received) >= sent_total
+                        : atomic_load(&p->sh->recv_taken) >= sent_total;
 }
 
 static bool tick(struct hq_app *app, int64_t now)
 {
     struct perf *p = (struct perf *)app;
+    const struct perf_shared *sh = p->sh;
+    uint64_t n = (uint64_t)sh->o->message_count;
 
     send_some(p, now);
-    if (now >= p->next_report_ms) {
-        report_second(p, now);
-        p->next_report_ms += 1000;
+    bool send_done =
+        !sh->produce || (p->quota > 0 && LD(p->completed) + LD(p->refused) >= p->quota);
+    bool recv_done = !sh->consume ||
+                     (n > 0 && (sh->o->topic ? LD(p->received) >= n
+                                             : atomic_load(&p->sh->recv_taken) >= n));
+    if (now >= sh->end_ms && (drained(p) || now >= sh->end_ms + DRAIN_GRACE_MS))
+        return true;
+    return stopping(p) || (send_done && recv_done);
+}
+
+static void *perf_thread(void *arg)
+{
+    struct perf *p = arg;
+    struct hq_conn c = {.o = p->sh->o, .fd = -1, .index = p->index};
+
+    p->rc = hq_run(&c, &p->app);
+    if (p->rc)
+        atomic_store(&p->sh->stop, true);
+    hq_conn_thread_done();
+    atomic_store(&p->finished, true);
+    return NULL;
+}
+
+/* ---- the main thread: per-second figures and the summary ---- */
+
+struct totals {
+    uint64_t sent, completed, received, refused;
+};
+
+static struct totals sum(struct perf *th, int n)
+{
+    struct totals t = {0};
+
+    for (int i = 0; i < n; i++) {
+        t.sent += LD(th[i].sent);
+        t.completed += LD(th[i].completed);
+        t.received += LD(th[i].received);
+        t.refused += LD(th[i].refused);
     }
-    bool send_done = !p->produce || (p->o->message_count > 0 &&
-                                     p->completed + p->refused >= (uint64_t)p->o->message_count);
-    bool recv_done = !p->consume || (p->o->message_count > 0 &&
-                                     p->received >= (uint64_t)p->o->message_count);
-    return interrupted || now >= p->end_ms + (p->o->duration_s ? 2000 : 0) ||
-           (send_done && recv_done);
+    return t;
+}
+
+static void report_second(const struct perf_shared *sh, bool tty, struct totals now_t,
+                          struct totals *last, int64_t now)
+{
+    uint64_t s = now_t.sent - last->sent, c = now_t.completed - last->completed,
+             r = now_t.received - last->received;
+
+    *last = now_t;
+    if (tty) {
+        printf("\r[%3" PRId64 " s] sent %7" PRIu64 "/s  completed %7" PRIu64 "/s  received %7"
+               PRIu64 "/s  total received %" PRIu64 "   ",
+               (now - sh->start_ms) / 1000, s, c, r, now_t.received);
+    } else {
+        printf("--- warmup %s\n", now < sh->warm_end_ms ? "true" : "false");
+        if (sh->produce)
+            printf("--- sent:      %7" PRIu64 " msg/sec\n--- completed: %7" PRIu64 " msg/sec\n", s,
+                   c);
+        if (sh->consume)
+            printf("--- received:  %7" PRIu64 " msg/sec\n", r);
+    }
+    fflush(stdout);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -329,87 +471,190 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void percentiles(const char *what, struct samples *s)
+/* All threads' samples of one kind in one sorted array (percentiles of the whole run). */
+static struct samples merge(struct perf *th, int n, bool ack)
+{
+    struct samples m = {0};
+    size_t total = 0;
+
+    for (int i = 0; i < n; i++)
+        total += ack ? th[i].ack.n : th[i].transfer.n;
+    if (!total || !(m.v = malloc(total * sizeof(*m.v))))
+        return m;
+    for (int i = 0; i < n; i++) {
+        const struct samples *s = ack ? &th[i].ack : &th[i].transfer;
+        if (s->n)
+            memcpy(m.v + m.n, s->v, s->n * sizeof(*s->v));
+        m.n += s->n;
+    }
+    m.cap = total;
+    qsort(m.v, m.n, sizeof(*m.v), cmp_u32);
+    return m;
+}
+
+static void percentiles(const char *what, const struct samples *s)
 {
     static const double q[] = {50.0, 90.0, 99.0, 99.9};
-    double sum = 0;
+    double total = 0;
 
     if (!s->n)
         return;
-    qsort(s->v, s->n, sizeof(*s->v), cmp_u32);
     for (size_t i = 0; i < s->n; i++)
-        sum += s->v[i];
-    printf("--- aggregated %s: mean %.0f us", what, sum / (double)s->n);
+        total += s->v[i];
+    printf("--- aggregated %s: mean %.0f us", what, total / (double)s->n);
     for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
-        printf(" - %.2f%%: %" PRIu32 " us", q[i], s->v[(size_t)((double)(s->n - 1) * q[i] / 100.0)]);
-    printf(" - max: %" PRIu32 " us\n", s->v[s->n - 1]);
+        printf(" - %.2f%%: %" PRIu32 " us", q[i],
+               s->v[(size_t)((double)(s->n - 1) * q[i] / 100.0)]);
+    printf(" - max: %" PRIu32 " us - samples: %zu\n", s->v[s->n - 1], s->n);
 }
 
-static void summary(struct perf *p, int64_t ms)
+static void summary(const struct perf_shared *sh, struct perf *th, bool tty, int64_t ms)
 {
     double secs = ms > 0 ? (double)ms / 1000.0 : 1.0;
+    struct totals t = sum(th, sh->threads);
 
-    if (p->tty)
+    if (tty)
         printf("\n");
     printf("--- SUMMARY\n");
-    printf("--- result: %s\n", p->refused ? "failure" : "success");
-    if (p->produce) {
-        printf("--- total sent:      %" PRIu64 " (%.0f msg/sec)\n", p->sent, (double)p->sent / secs);
-        printf("--- total completed: %" PRIu64 " (%.0f msg/sec)\n", p->completed,
-               (double)p->completed / secs);
-        if (p->refused)
-            printf("--- total refused:   %" PRIu64 "\n", p->refused);
+    printf("--- result: %s\n", t.refused ? "failure" : "success");
+    if (sh->threads > 1)
+        printf("--- threads: %d (one connection each)\n", sh->threads);
+    if (sh->produce) {
+        printf("--- total sent:      %" PRIu64 " (%.0f msg/sec)\n", t.sent, (double)t.sent / secs);
+        printf("--- total completed: %" PRIu64 " (%.0f msg/sec)\n", t.completed,
+               (double)t.completed / secs);
+        if (t.refused)
+            printf("--- total refused:   %" PRIu64 "\n", t.refused);
     }
-    if (p->consume)
-        printf("--- total received:  %" PRIu64 " (%.0f msg/sec)\n", p->received,
-               (double)p->received / secs);
-    percentiles("send ack time", &p->ack);
-    percentiles("transfer time", &p->transfer);
+    if (sh->consume)
+        printf("--- total received:  %" PRIu64 " (%.0f msg/sec)\n", t.received,
+               (double)t.received / secs);
+    struct samples ack = merge(th, sh->threads, true), tr = merge(th, sh->threads, false);
+    percentiles("send ack time", &ack);
+    percentiles("transfer time", &tr);
+    free(ack.v);
+    free(tr.v);
+}
+
+static void free_threads(struct perf *th, int n)
+{
+    for (int i = 0; i < n; i++) {
+        pn_message_free(th[i].msg);
+        free(th[i].tmpl);
+        free(th[i].sent_at_us);
+        free(th[i].ack.v);
+        free(th[i].transfer.v);
+    }
+    free(th);
+}
+
+/* Splits total over n: part i gets total/n, the first total%n one more. */
+static uint64_t share(uint64_t total, int n, int i)
+{
+    return total / (uint64_t)n + ((uint64_t)i < total % (uint64_t)n ? 1 : 0);
+}
+
+static int init_threads(struct perf_shared *sh, struct perf *th)
+{
+    const struct hq_opts *o = sh->o;
+    char *payload = malloc((size_t)o->message_size + 1);
+
+    if (!payload)
+        return -1;
+    memset(payload, 'x', (size_t)o->message_size);
+    for (int i = 0; i < sh->threads; i++) {
+        struct perf *p = &th[i];
+        p->app = (struct hq_app){.setup = setup, .on_event = on_event, .tick = tick};
+        p->sh = sh;
+        p->index = sh->threads > 1 ? i + 1 : 0;
+        p->quota = share((uint64_t)o->message_count, sh->threads, i);
+        p->rate = (long)share((uint64_t)o->rate, sh->threads, i);
+        p->msg = pn_message();
+        p->sent_at_us = calloc(RING_SLOTS, sizeof(*p->sent_at_us));
+        if (!p->msg || !p->sent_at_us || build_template(p, payload) < 0) {
+            free(payload);
+            return -1;
+        }
+    }
+    free(payload);
+    return 0;
+}
+
+/* Runs the threads; the calling thread reports every second until all ended. */
+static int run_threads(struct perf_shared *sh, struct perf *th, bool tty)
+{
+    struct totals last = {0};
+    int64_t next_report = sh->start_ms + 1000;
+    int rc = 0;
+
+    for (int i = 0; i < sh->threads; i++) {
+        if (pthread_create(&th[i].tid, NULL, perf_thread, &th[i]) != 0) {
+            fprintf(stderr, "hamq perf: cannot start thread %d\n", i);
+            atomic_store(&sh->stop, true);
+            rc = HQ_EXIT_FAILED;
+            break;
+        }
+        th[i].started = true;
+    }
+    for (;;) {
+        bool all = true;
+        for (int i = 0; i < sh->threads; i++)
+            all = all && (!th[i].started || atomic_load(&th[i].finished));
+        if (all)
+            break;
+        int64_t now = hq_now_ms();
+        if (now >= next_report) {
+            report_second(sh, tty, sum(th, sh->threads), &last, now);
+            next_report += 1000;
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    for (int i = 0; i < sh->threads; i++) {
+        if (!th[i].started)
+            continue;
+        pthread_join(th[i].tid, NULL);
+        if (th[i].rc && (!rc || th[i].rc == HQ_EXIT_CONNECT))
+            rc = th[i].rc;
+    }
+    return rc;
 }
 
 int hq_perf(struct hq_opts *o, const char *mode)
 {
-    static struct perf p;
+    static struct perf_shared sh;
+    int threads = o->threads > 0 ? o->threads : 1;
 
-    memset(&p, 0, sizeof(p));
-    p.o = o;
-    struct hq_conn c = {.o = o, .fd = -1};
-
-    p.produce = strcmp(mode, "consumer") != 0;
-    p.consume = strcmp(mode, "producer") != 0;
-    p.app = (struct hq_app){.setup = setup, .on_event = on_event, .tick = tick};
-    p.msg = pn_message();
-    p.payload = malloc((size_t)o->message_size + 1);
-    p.sent_at_us = calloc(RING_SLOTS, sizeof(*p.sent_at_us));
-    if (!p.msg || !p.payload || !p.sent_at_us) {
-        fprintf(stderr, "out of memory\n");
-        pn_message_free(p.msg);
-        free(p.payload);
-        free(p.sent_at_us);
+    if (o->rate > 0 && o->rate < threads) {
+        fprintf(stderr, "hamq perf: --rate %ld is less than one message/s for each of the %d "
+                        "threads\n", o->rate, threads);
+        return HQ_EXIT_USAGE;
+    }
+    memset(&sh, 0, sizeof(sh));
+    sh.o = o;
+    sh.threads = threads;
+    sh.produce = strcmp(mode, "consumer") != 0;
+    sh.consume = strcmp(mode, "producer") != 0;
+    if (!sh.consume)
+        atomic_store(&sh.consumers_ready, threads);
+    struct perf *th = calloc((size_t)threads, sizeof(*th));
+    sh.all = th;
+    if (!th || init_threads(&sh, th) < 0) {
+        fprintf(stderr, "hamq perf: out of memory or cannot encode the perf message\n");
+        if (th)
+            free_threads(th, threads);
         return HQ_EXIT_FAILED;
     }
-    memset(p.payload, 'x', (size_t)o->message_size);
-    if (build_template(&p) < 0) {
-        fprintf(stderr, "cannot encode the perf message\n");
-        pn_message_free(p.msg);
-        free(p.payload);
-        free(p.sent_at_us);
-        return HQ_EXIT_FAILED;
-    }
-    p.tty = isatty(STDOUT_FILENO);
+    bool tty = isatty(STDOUT_FILENO);
     signal(SIGINT, on_sigint);
     printf("Connection brokerURL = %s\n", o->url);
-    p.start_ms = hq_now_ms();
-    p.warm_end_ms = p.start_ms + o->warmup_s * 1000;
-    p.end_ms = o->duration_s > 0 ? p.warm_end_ms + o->duration_s * 1000 : INT64_MAX / 2;
-    p.next_report_ms = p.start_ms + 1000;
-    int rc = hq_run(&c, &p.app);
-    summary(&p, hq_now_ms() - p.start_ms);
-    pn_message_free(p.msg);
-    free(p.payload);
-    free(p.tmpl);
-    free(p.sent_at_us);
-    free(p.ack.v);
-    free(p.transfer.v);
-    return rc ? rc : p.refused ? HQ_EXIT_FAILED : HQ_EXIT_OK;
+    fflush(stdout);
+    sh.start_ms = hq_now_ms();
+    sh.warm_end_ms = sh.start_ms + o->warmup_s * 1000;
+    sh.end_ms = o->duration_s > 0 ? sh.warm_end_ms + o->duration_s * 1000 : INT64_MAX / 2;
+    int rc = run_threads(&sh, th, tty);
+    summary(&sh, th, tty, hq_now_ms() - sh.start_ms);
+    struct totals t = sum(th, threads);
+    free_threads(th, threads);
+    return rc ? rc : t.refused ? HQ_EXIT_FAILED : HQ_EXIT_OK;
 }

@@ -361,7 +361,8 @@ static size_t select_rows(struct stat_cmd *s)
         if (row_matches(&s->filter, &s->rows[i]))
             s->rows[k++] = s->rows[i];
     s->n = k;
-    qsort(s->rows, s->n, sizeof(*s->rows), cmp_rows);
+    if (k > 1)
+        qsort(s->rows, s->n, sizeof(*s->rows), cmp_rows);
     return k;
 }
 

@@ -5,7 +5,7 @@ bin_PROGRAMS += tools/hamq
 tools_hamq_SOURCES = tools/hamq_main.c tools/hamq_conn.c tools/hamq_msg.c tools/hamq_stat.c \
 	tools/hamq_perf.c tools/hamq.h
 tools_hamq_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS)
-tools_hamq_LDADD = $(PROTON_LIBS)
+tools_hamq_LDADD = $(PROTON_LIBS) -lpthread
 
 # The CLI against a real broker (python drives it and checks counts and output).
 TESTS += tests/tools/t20_hamq_cli.py tests/tools/t21_hamq_stat_perf.py

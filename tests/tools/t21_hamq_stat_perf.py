@@ -8,6 +8,7 @@ refused with a message and a non-zero exit."""
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -76,6 +77,7 @@ def test_queue_stat_json_has_one_object_per_queue_with_the_documented_fields():
     assert q["durable"] in (None, True, False)
     for k in ("messagesKilled", "messagesExpired"):
         assert q[k] is None or isinstance(q[k], int), q
+    assert stat_json("--queueName", uniq("nosuchqueue")) == {"data": [], "count": 0}
     rc, out, err = hamq("queue", "stat", "--help")
     for field in JSON_FIELDS:
         assert field in out, field
@@ -205,13 +207,141 @@ def test_every_subcommand_help_names_its_flags_and_exits_0():
         ("browser",): ["--destination", "--receive-timeout"],
         ("queue", "stat"): ["--json", "--loop", "--interval", "--count", "--field",
                             "--maxRows", "--queueName"],
-        ("perf", "client"): ["--duration", "--message-count", "--max-pending"],
+        ("perf", "client"): ["--threads", "--duration", "--message-count", "--max-pending"],
     }
     for cmd, flags in expect.items():
         rc, out, err = hamq(*cmd, "--help")
         assert rc == 0 and out.startswith("Usage:"), (cmd, rc, out, err)
         for f in flags:
             assert f in out, (cmd, f)
+
+
+def summary_figures(out):
+    """--- total X: N lines and the aggregated percentile lines of a perf summary."""
+    fig = {}
+    for line in out.splitlines():
+        m = re.match(r"--- total (\w+): +(\d+)", line)
+        if m:
+            fig[m.group(1)] = int(m.group(2))
+        m = re.match(r"--- aggregated (.+?): mean (\d+) us(.*) - samples: (\d+)$", line)
+        if m:
+            pct = [int(v) for v in re.findall(r"%: (\d+) us", m.group(3))]
+            mx = int(re.search(r"max: (\d+) us", m.group(3)).group(1))
+            fig[m.group(1)] = {"mean": int(m.group(2)), "pct": pct, "max": mx,
+                               "samples": int(m.group(4))}
+    return fig
+
+
+def hamq_pid_sockets(pid):
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
+                n += 1
+        except OSError:
+            pass
+    return n
+
+
+def test_perf_client_threads_split_the_total_and_merge_every_threads_latencies():
+    name = uniq("pthreads")
+    rc, out, err = hamq("perf", "client", "--url", url(), "--threads", 3, "--message-count", 301,
+                        "--max-pending", 10, "--persistent", "queue://" + name)
+    assert rc == 0, (out, err)
+    assert "--- threads: 3 (one connection each)" in out, out
+    fig = summary_figures(out)
+    assert (fig["sent"], fig["completed"], fig["received"]) == (301, 301, 301), out
+    for what in ("send ack time", "transfer time"):
+        f = fig[what]
+        assert f["samples"] == 301, (what, f)  # every thread's samples, merged
+        assert f["pct"] == sorted(f["pct"]) and f["pct"][-1] <= f["max"], f
+    q = stat_json("--queueName", name)["data"][0]
+    assert (q["messagesAdded"], q["messagesAcked"], q["messageCount"]) == (301, 301, 0), q
+
+
+def test_perf_consumer_threads_stop_at_exactly_the_total_and_leave_the_rest():
+    name = uniq("pcons")
+    rc, out, err = hamq("perf", "producer", "--url", url(), "--threads", 3, "--message-count", 13,
+                        "queue://" + name)
+    assert rc == 0 and summary_figures(out)["completed"] == 13, (out, err)
+    rc, out, err = hamq("perf", "consumer", "--url", url(), "--threads", 3, "--message-count", 10,
+                        "queue://" + name)
+    assert rc == 0, (out, err)
+    assert summary_figures(out)["received"] == 10, out
+    q = stat_json("--queueName", name)["data"][0]
+    assert (q["messagesAcked"], q["messageCount"], q["deliveringCount"]) == (10, 3, 0), q
+
+
+def test_perf_threads_open_one_connection_each_and_a_consumer_each():
+    name = uniq("pconn")
+    p = subprocess.Popen([ht.binary("hamq"), "perf", "consumer", "--url", url(), "--threads", "3",
+                          "--duration", "3", "queue://" + name],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        consumers = sockets = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and p.poll() is None:
+            doc = stat_json("--queueName", name)
+            consumers = doc["data"][0]["consumerCount"] if doc["data"] else 0
+            sockets = hamq_pid_sockets(p.pid)
+            if consumers == 3:
+                break
+            time.sleep(0.1)
+        assert consumers == 3 and sockets == 3, (consumers, sockets)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0 and "--- total received:  0" in out, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_perf_client_threads_on_a_topic_give_every_subscriber_every_message():
+    rc, out, err = hamq("perf", "client", "--url", url(), "--threads", 2, "--message-count", 100,
+                        "topic://" + uniq("ptopic"))
+    assert rc == 0, (out, err)
+    fig = summary_figures(out)
+    assert (fig["sent"], fig["received"]) == (100, 200), out
+
+
+def run_on_a_terminal(argv, timeout=30):
+    """Runs argv with stdout on a pseudo-terminal; returns (exit code, output)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen(argv, stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    try:
+        p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    return p.returncode, b"".join(chunks).decode(errors="replace")
+
+
+def test_perf_progress_line_only_on_a_terminal():
+    args = ["perf", "client", "--url", url(), "--duration", "2", "--rate", "200",
+            "queue://" + uniq("ptty")]
+    rc, out = run_on_a_terminal([ht.binary("hamq")] + args)
+    assert rc == 0, out
+    assert re.search(r"\r\[ +[12] s\] sent +\d+/s +completed +\d+/s +received +\d+/s", out), out
+    assert "--- sent:" not in out and "--- SUMMARY" in out, out
+    rc, out, err = hamq(*args)
+    assert rc == 0, (out, err)
+    assert "\r" not in out and "--- sent:" in out and "--- warmup false" in out, out
 
 
 if __name__ == "__main__":

@@ -65,9 +65,23 @@ static int parse_one(const char *s, size_t len, struct hq_url *u, char *err, siz
         snprintf(err, errlen, "unsupported URL scheme in '%s' (use tcp:// or amqp://)", tmp);
         return -EINVAL;
     }
+    if (!*p) {
+        snprintf(err, errlen, "empty URL in '%.*s'", (int)len, s);
+        return -EINVAL;
+    }
     const char *colon = strrchr(p, ':');
-    size_t hl = colon ? (size_t)(colon - p) : strlen(p);
-    snprintf(u->host, sizeof(u->host), "%.*s", (int)hl, p);
+    if (*p == '[') { /* IPv6: tcp://[::1]:61616 */
+        const char *rb = strchr(p, ']');
+        if (!rb || (rb[1] && rb[1] != ':')) {
+            snprintf(err, errlen, "bad IPv6 address in URL '%s' (use [addr]:port)", tmp);
+            return -EINVAL;
+        }
+        colon = rb[1] == ':' ? rb + 1 : NULL;
+        snprintf(u->host, sizeof(u->host), "%.*s", (int)(rb - p - 1), p + 1);
+    } else {
+        size_t hl = colon ? (size_t)(colon - p) : strlen(p);
+        snprintf(u->host, sizeof(u->host), "%.*s", (int)hl, p);
+    }
     if (!u->host[0])
         snprintf(u->host, sizeof(u->host), "localhost");
     snprintf(u->port, sizeof(u->port), "%s", colon ? colon + 1 : "61616");

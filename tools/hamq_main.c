@@ -111,7 +111,8 @@ static const char dest_help[] =
     "  --sleep MS             pause after each message (default 0)\n"
     "  --verbose              one line per message\n";
 
-static void help(const char *cmd)
+/* Prints the help of cmd (or the overview); false if there is no such command. */
+static bool help(const char *cmd)
 {
     if (!cmd) {
         printf("Usage: hamq COMMAND [OPTIONS]   (flags as in the Artemis CLI)\n\n"
@@ -123,7 +124,7 @@ static void help(const char *cmd)
                "  perf producer|consumer|client [DESTINATION]   throughput and latency\n\n"
                "hamq COMMAND --help describes each. Exit codes: 0 done, 1 fewer messages than\n"
                "asked or a message refused, 2 bad flags, 3 no broker reachable.\n");
-        return;
+        return true;
     }
     if (strcmp(cmd, "producer") == 0)
         printf("Usage: hamq producer [OPTIONS]\nSends messages; each counts once the broker "
@@ -200,8 +201,11 @@ static void help(const char *cmd)
                "rewritten in place), then --- SUMMARY with totals and latency percentiles.\n"
                "%s",
                common_help);
-    else
-        printf("unknown command '%s'; try hamq --help\n", cmd);
+    else {
+        fprintf(stderr, "hamq: unknown command '%s'; try hamq --help\n", cmd);
+        return false;
+    }
+    return true;
 }
 
 static int num(const char *flag, const char *v, long min, long max, long *out)
@@ -364,10 +368,10 @@ int main(int argc, char **argv)
     char err[256];
 
     if (!cmd || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
-        help(argc > 2 ? argv[2] : NULL);
+        bool known = help(cmd && argc > 2 ? argv[2] : NULL);
         if (!cmd)
             fprintf(stderr, "hamq: a command is needed\n");
-        return cmd ? HQ_EXIT_OK : HQ_EXIT_USAGE;
+        return cmd && known ? HQ_EXIT_OK : HQ_EXIT_USAGE;
     }
     if (strcmp(cmd, "queue") == 0 || strcmp(cmd, "perf") == 0) {
         sub = argc > 2 ? argv[2] : NULL;

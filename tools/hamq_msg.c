@@ -41,6 +41,7 @@ struct hq_thread {
     long resent;
     int64_t t0, t_end, last_rx, next_send;
     bool finished, closed_by_broker;
+    bool link_error; /* the broker closed the link with an error (bad selector, ...) */
 };
 
 struct hq_msgcmd {
@@ -316,6 +317,7 @@ static void on_event(struct hq_app *app, pn_event_t *e)
             fprintf(stderr, "%s link closed by the broker: %s: %s\n", t->name,
                     pn_condition_get_name(c), pn_condition_get_description(c));
             t->refused += m->kind == CMD_PRODUCER ? m->o->message_count - t->confirmed : 0;
+            t->link_error = true;
         }
         t->closed_by_broker = true;
         t->finished = true;
@@ -454,8 +456,9 @@ static int run(struct hq_opts *o, int kind)
     }
     for (int i = 0; rc == 0 && i < o->threads; i++) {
         struct hq_thread *t = &m->th[i];
-        if (kind == CMD_PRODUCER ? t->confirmed < o->message_count
-                                 : kind == CMD_CONSUMER && t->confirmed < o->message_count)
+        if (t->link_error || (kind == CMD_PRODUCER ? t->confirmed < o->message_count
+                                                   : kind == CMD_CONSUMER &&
+                                                         t->confirmed < o->message_count))
             rc = HQ_EXIT_FAILED;
     }
     pn_message_free(m->msg);

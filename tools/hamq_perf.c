@@ -82,7 +82,7 @@ struct perf {
     struct hq_app app;
     struct perf_shared *sh;
     int index;
-    uint64_t quota;      /* messages this producer sends, 0 = unlimited */
+    uint64_t quota;      /* messages this producer sends (UINT64_MAX: no --message-count) */
     long rate;           /* this producer's share of --rate, 0 = unbounded */
     pn_link_t *snd, *rcv;
     pn_message_t *msg;
@@ -171,7 +171,7 @@ static bool may_send(struct perf *p, int64_t now)
     uint64_t pending = sent - LD(p->completed) - LD(p->refused);
     uint64_t window = o->max_pending > 0 ? (uint64_t)o->max_pending : UNBOUNDED_PENDING;
 
-    if (p->quota > 0 && sent >= p->quota)
+    if (sent >= p->quota)
         return false;
     if (pending >= window || pending >= RING_SLOTS || pn_link_credit(p->snd) <= 0)
         return false;
@@ -401,7 +401,7 @@ static bool tick(struct hq_app *app, int64_t now)
 
     send_some(p, now);
     bool send_done =
-        !sh->produce || (p->quota > 0 && LD(p->completed) + LD(p->refused) >= p->quota);
+        !sh->produce || LD(p->completed) + LD(p->refused) >= p->quota;
     bool recv_done = !sh->consume ||
                      (n > 0 && (sh->o->topic ? LD(p->received) >= n
                                              : atomic_load(&p->sh->recv_taken) >= n));
@@ -508,7 +508,7 @@ static void percentiles(const char *what, const struct samples *s)
     printf(" - max: %" PRIu32 " us - samples: %zu\n", s->v[s->n - 1], s->n);
 }
 
-static void summary(const struct perf_shared *sh, struct perf *th, bool tty, int64_t ms)
+static void summary(const struct perf_shared *sh, struct perf *th, bool tty, int64_t ms, int rc)
 {
     double secs = ms > 0 ? (double)ms / 1000.0 : 1.0;
     struct totals t = sum(th, sh->threads);
@@ -516,7 +516,7 @@ static void summary(const struct perf_shared *sh, struct perf *th, bool tty, int
     if (tty)
         printf("\n");
     printf("--- SUMMARY\n");
-    printf("--- result: %s\n", t.refused ? "failure" : "success");
+    printf("--- result: %s\n", t.refused || rc ? "failure" : "success");
     if (sh->threads > 1)
         printf("--- threads: %d (one connection each)\n", sh->threads);
     if (sh->produce) {
@@ -567,7 +567,8 @@ static int init_threads(struct perf_shared *sh, struct perf *th)
         p->app = (struct hq_app){.setup = setup, .on_event = on_event, .tick = tick};
         p->sh = sh;
         p->index = sh->threads > 1 ? i + 1 : 0;
-        p->quota = share((uint64_t)o->message_count, sh->threads, i);
+        p->quota = o->message_count > 0 ? share((uint64_t)o->message_count, sh->threads, i)
+                                        : UINT64_MAX;
         p->rate = (long)share((uint64_t)o->rate, sh->threads, i);
         p->msg = pn_message();
         p->sent_at_us = calloc(RING_SLOTS, sizeof(*p->sent_at_us));
@@ -653,7 +654,7 @@ int hq_perf(struct hq_opts *o, const char *mode)
     sh.warm_end_ms = sh.start_ms + o->warmup_s * 1000;
     sh.end_ms = o->duration_s > 0 ? sh.warm_end_ms + o->duration_s * 1000 : INT64_MAX / 2;
     int rc = run_threads(&sh, th, tty);
-    summary(&sh, th, tty, hq_now_ms() - sh.start_ms);
+    summary(&sh, th, tty, hq_now_ms() - sh.start_ms, rc);
     struct totals t = sum(th, threads);
     free_threads(th, threads);
     return rc ? rc : t.refused ? HQ_EXIT_FAILED : HQ_EXIT_OK;

@@ -183,12 +183,42 @@ def test_bad_flags_values_and_urls_are_refused_with_a_message_and_exit_2():
         ["producer", "--url", "tcp://a:99999"], ["producer", "--url", "tcp://a:port"],
         ["producer", "--url", "(" + ",".join("tcp://a:%d" % p for p in range(1, 10)) + ")"],
         ["producer", "--protocol", "openwire"], ["producer", "--destination", "queue://"],
+        ["producer", "--url", "tcp://"], ["producer", "--url", "(tcp://a:1,,tcp://b:2)"],
+        ["producer", "--url", "tcp://[::1"], ["producer", "--url", "tcp://[::1]x"],
+        ["help", "frobnicate"], [],
     ]
     for args in cases:
         rc, out, err = hamq(*args)
         assert rc == 2, (args, rc, out, err)
         assert err.strip() and "hamq" in err, (args, err)
         assert "Segmentation" not in err and "Sanitizer" not in err, (args, err)
+
+
+def test_an_ipv6_url_in_brackets_reaches_the_broker_or_fails_to_connect_not_to_parse():
+    rc, out, err = hamq("producer", "--url", "tcp://[::1]:%d" % broker().all_port,
+                        "--message-count", 1, "--destination", "queue://" + uniq("v6"),
+                        "--reconnect-timeout", 0)
+    assert rc in (0, 3), (rc, out, err)  # 3 where the broker listens on IPv4 only
+    assert rc == 0 or "Connection failed::::1:" in err, err
+
+
+def test_a_selector_the_broker_refuses_fails_the_consumer_and_the_browser():
+    name = uniq("sel")
+    produce(name, 2)
+    for cmd in ("consumer", "browser"):
+        rc, out, err = hamq(cmd, "--url", url(), "--destination", "queue://" + name,
+                            "--filter", "((", "--message-count", 2, "--receive-timeout", 500)
+        assert rc == 1 and "link closed by the broker: amqp:invalid-field" in err, (cmd, rc, err)
+    assert stat_json("--queueName", name)["data"][0]["messageCount"] == 2
+
+
+def test_a_port_that_does_not_speak_amqp_is_a_connection_error_with_exit_3():
+    stomp = "tcp://127.0.0.1:%d" % broker().stomp_port
+    for cmd in (["producer", "--message-count", 1], ["queue", "stat"],
+                ["perf", "client", "--threads", 2, "--message-count", 10]):
+        rc, out, err = hamq(*cmd, "--url", stomp, "--reconnect-timeout", 0)
+        assert rc == 3 and "Connection failed::" in err, (cmd, rc, out, err)
+        assert "--- result: success" not in out, out
 
 
 def test_an_unknown_host_is_a_connection_error_with_exit_3():
@@ -257,6 +287,10 @@ def test_perf_client_threads_split_the_total_and_merge_every_threads_latencies()
         assert f["pct"] == sorted(f["pct"]) and f["pct"][-1] <= f["max"], f
     q = stat_json("--queueName", name)["data"][0]
     assert (q["messagesAdded"], q["messagesAcked"], q["messageCount"]) == (301, 301, 0), q
+    rc, out, err = hamq("perf", "client", "--url", url(), "--threads", 3, "--message-count", 2,
+                        "queue://" + name + ".few")
+    fig = summary_figures(out)
+    assert rc == 0 and (fig["sent"], fig["received"]) == (2, 2), (out, err)
 
 
 def test_perf_consumer_threads_stop_at_exactly_the_total_and_leave_the_rest():

@@ -130,6 +130,38 @@ def test_queue_stat_loop_shows_counts_that_change_between_iterations():
         p.wait()
 
 
+def test_queue_stat_loop_reconnects_after_a_broker_kill_9_and_restart():
+    b = ht.Broker(workers=1).start()
+    ht.wait_port(b.all_port)
+    name = uniq("loopfail")
+    try:
+        rc, out, err = hamq("producer", "--url", "tcp://127.0.0.1:%d" % b.all_port,
+                            "--destination", "queue://" + name, "--message-count", 3)
+        assert rc == 0, (out, err)
+        p = subprocess.Popen([ht.binary("hamq"), "queue", "stat", "--url",
+                              "tcp://127.0.0.1:%d" % b.all_port, "--json", "--queueName", name,
+                              "--interval", "200", "--count", "25", "--reconnect-timeout", "20000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert json.loads(p.stdout.readline())["data"][0]["messageCount"] == 3
+            b.kill9()
+            time.sleep(0.5)
+            b.start()
+            ht.wait_port(b.all_port)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 0, (out, err)
+        assert "Reconnected to" in err, err
+        docs = [json.loads(l) for l in out.splitlines()]
+        assert len(docs) == 24, out  # 25 iterations in all, none lost to the restart
+        assert docs[-1]["data"][0]["messageCount"] == 3, docs[-1]  # persistent: survived
+    finally:
+        b.stop()
+
+
 def test_queue_stat_field_filter_and_max_rows_follow_artemis():
     base = uniq("flt")
     produce(base + ".big", 5)

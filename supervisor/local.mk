@@ -94,4 +94,4 @@ tests_ha_nolocks_so_LDADD = -ldl
 # (root only, skips otherwise). bench_activemq_failover.sh: ActiveMQ Classic's
 # shared-file-system master/slave failover figures, run by hand, never a test.
 TESTS += tests/ha/t21_kill9_cycles_netns.py
-EXTRA_DIST += tests/ha/t21_kill9_cycles_netns.py
+EXTRA_DIST += tests/ha/t21_kill9_cycles_netns.py tests/ha/bench_activemq_failover.sh

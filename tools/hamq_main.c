@@ -196,7 +196,8 @@ static bool help(const char *cmd)
                "  --max-pending N        unconfirmed sends in flight per producer (default 1;\n"
                "                         0 = unbounded)\n"
                "  --rate R               at most R msg/s in total\n"
-               "  --show-latency         accepted (latency percentiles are always in the summary)\n"
+               "  --show-latency         every second also the last second's latency percentiles\n"
+               "                         (not on a terminal; the summary always has them)\n"
                "Every second: sent/completed/received msg/s (on a terminal: one progress line\n"
                "rewritten in place), then --- SUMMARY with totals and latency percentiles.\n"
                "%s",

@@ -90,6 +90,9 @@ struct perf {
     bool rcv_ready;
     int64_t *sent_at_us; /* by tag % RING_SLOTS: send time of unsettled deliveries */
     struct samples ack, transfer;
+    /* --show-latency: the main thread reads the samples of the last second */
+    pthread_mutex_t lock;
+    size_t ack_seen, transfer_seen; /* main thread: samples already reported */
     char rx[16384];
     char *tmpl;          /* the encoded message, sent with its timestamp patched in */
     size_t tmpl_len, ts_off;
@@ -132,6 +135,18 @@ static void sample(struct samples *s, int64_t us)
         s->cap = nc;
     }
     s->v[s->n++] = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+/* With --show-latency the main thread reads the arrays every second: under the lock. */
+static void add_sample(struct perf *p, struct samples *s, int64_t us)
+{
+    if (!p->sh->o->show_latency) {
+        sample(s, us);
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    sample(s, us);
+    pthread_mutex_unlock(&p->lock);
 }
 
 static bool stopping(const struct perf *p)
@@ -283,7 +298,7 @@ static void on_send_outcome(struct perf *p, pn_delivery_t *dl, bool warm)
         if (t.size == sizeof(tag))
             memcpy(&tag, t.start, sizeof(tag));
         if (warm)
-            sample(&p->ack, wall_us() - p->sent_at_us[tag % RING_SLOTS]);
+            add_sample(p, &p->ack, wall_us() - p->sent_at_us[tag % RING_SLOTS]);
         INC(p->completed);
     } else {
         INC(p->refused);
@@ -315,7 +330,7 @@ static void settle_received(struct perf *p, pn_delivery_t *dl, int64_t ts, bool 
     pn_delivery_settle(dl);
     INC(p->received);
     if (warm && ts)
-        sample(&p->transfer, wall_us() - ts);
+        add_sample(p, &p->transfer, wall_us() - ts);
 }
 
 static void on_delivery(struct perf *p, pn_delivery_t *dl, int64_t now)
@@ -471,28 +486,57 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* All threads' samples of one kind in one sorted array (percentiles of the whole run). */
-static struct samples merge(struct perf *th, int n, bool ack)
+/* The samples of one thread to merge: all, or (recent) those not reported yet. */
+static size_t take_range(struct perf *p, bool ack, bool recent, size_t *from)
+{
+    const struct samples *s = ack ? &p->ack : &p->transfer;
+    size_t *seen = ack ? &p->ack_seen : &p->transfer_seen;
+
+    *from = recent ? *seen : 0;
+    if (recent)
+        *seen = s->n;
+    return s->n - *from;
+}
+
+/*
+ * All threads' samples of one kind in one sorted array: the percentiles of
+ * the whole run (or, recent, of the last second), never an average of
+ * per-thread figures. recent runs while the threads do: under their locks.
+ */
+static struct samples merge(struct perf *th, int n, bool ack, bool recent)
 {
     struct samples m = {0};
-    size_t total = 0;
+    size_t cap = 0;
 
-    for (int i = 0; i < n; i++)
-        total += ack ? th[i].ack.n : th[i].transfer.n;
-    if (!total || !(m.v = malloc(total * sizeof(*m.v))))
-        return m;
     for (int i = 0; i < n; i++) {
+        if (recent)
+            pthread_mutex_lock(&th[i].lock);
         const struct samples *s = ack ? &th[i].ack : &th[i].transfer;
-        if (s->n)
-            memcpy(m.v + m.n, s->v, s->n * sizeof(*s->v));
-        m.n += s->n;
+        size_t from, k = take_range(&th[i], ack, recent, &from);
+        if (k && m.n + k > cap) {
+            size_t nc = cap ? cap : 1024;
+            while (nc < m.n + k)
+                nc *= 2;
+            uint32_t *nv = realloc(m.v, nc * sizeof(*nv));
+            if (nv) {
+                m.v = nv;
+                cap = nc;
+            }
+        }
+        if (k && m.n + k <= cap) {
+            memcpy(m.v + m.n, s->v + from, k * sizeof(*s->v));
+            m.n += k;
+        }
+        if (recent)
+            pthread_mutex_unlock(&th[i].lock);
     }
-    m.cap = total;
-    qsort(m.v, m.n, sizeof(*m.v), cmp_u32);
+    m.cap = cap;
+    if (m.n > 1)
+        qsort(m.v, m.n, sizeof(*m.v), cmp_u32);
     return m;
 }
 
-static void percentiles(const char *what, const struct samples *s)
+static void percentiles(const char *prefix, const char *what, const struct samples *s)
 {
     static const double q[] = {50.0, 90.0, 99.0, 99.9};
     double total = 0;
@@ -501,11 +545,24 @@ static void percentiles(const char *what, const struct samples *s)
         return;
     for (size_t i = 0; i < s->n; i++)
         total += s->v[i];
-    printf("--- aggregated %s: mean %.0f us", what, total / (double)s->n);
+    printf("--- %s%s: mean %.0f us", prefix, what, total / (double)s->n);
     for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
         printf(" - %.2f%%: %" PRIu32 " us", q[i],
                s->v[(size_t)((double)(s->n - 1) * q[i] / 100.0)]);
     printf(" - max: %" PRIu32 " us - samples: %zu\n", s->v[s->n - 1], s->n);
+}
+
+/* --show-latency, every second (not on a terminal): the last second's percentiles. */
+static void second_latencies(const struct perf_shared *sh, struct perf *th)
+{
+    struct samples ack = merge(th, sh->threads, true, true);
+    struct samples tr = merge(th, sh->threads, false, true);
+
+    percentiles("", "send ack time", &ack);
+    percentiles("", "transfer time", &tr);
+    free(ack.v);
+    free(tr.v);
+    fflush(stdout);
 }
 
 static void summary(const struct perf_shared *sh, struct perf *th, bool tty, int64_t ms, int rc)
@@ -529,9 +586,10 @@ static void summary(const struct perf_shared *sh, struct perf *th, bool tty, int
     if (sh->consume)
         printf("--- total received:  %" PRIu64 " (%.0f msg/sec)\n", t.received,
                (double)t.received / secs);
-    struct samples ack = merge(th, sh->threads, true), tr = merge(th, sh->threads, false);
-    percentiles("send ack time", &ack);
-    percentiles("transfer time", &tr);
+    struct samples ack = merge(th, sh->threads, true, false);
+    struct samples tr = merge(th, sh->threads, false, false);
+    percentiles("aggregated ", "send ack time", &ack);
+    percentiles("aggregated ", "transfer time", &tr);
     free(ack.v);
     free(tr.v);
 }
@@ -544,6 +602,7 @@ static void free_threads(struct perf *th, int n)
         free(th[i].sent_at_us);
         free(th[i].ack.v);
         free(th[i].transfer.v);
+        pthread_mutex_destroy(&th[i].lock);
     }
     free(th);
 }
@@ -559,6 +618,8 @@ static int init_threads(struct perf_shared *sh, struct perf *th)
     const struct hq_opts *o = sh->o;
     char *payload = malloc((size_t)o->message_size + 1);
 
+    for (int i = 0; i < sh->threads; i++)
+        pthread_mutex_init(&th[i].lock, NULL);
     if (!payload)
         return -1;
     memset(payload, 'x', (size_t)o->message_size);
@@ -606,6 +667,8 @@ static int run_threads(struct perf_shared *sh, struct perf *th, bool tty)
         int64_t now = hq_now_ms();
         if (now >= next_report) {
             report_second(sh, tty, sum(th, sh->threads), &last, now);
+            if (sh->o->show_latency && !tty)
+                second_latencies(sh, th);
             next_report += 1000;
         }
         struct timespec ts = {0, 20 * 1000000L};

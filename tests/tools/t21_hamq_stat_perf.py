@@ -400,14 +400,19 @@ def run_on_a_terminal(argv, timeout=30):
 
 def test_perf_progress_line_only_on_a_terminal():
     args = ["perf", "client", "--url", url(), "--duration", "2", "--rate", "200",
-            "queue://" + uniq("ptty")]
+            "--show-latency", "--threads", "2", "queue://" + uniq("ptty")]
     rc, out = run_on_a_terminal([ht.binary("hamq")] + args)
     assert rc == 0, out
     assert re.search(r"\r\[ +[12] s\] sent +\d+/s +completed +\d+/s +received +\d+/s", out), out
-    assert "--- sent:" not in out and "--- SUMMARY" in out, out
+    assert "--- sent:" not in out and "--- send ack time:" not in out, out
+    assert "--- SUMMARY" in out and "--- aggregated send ack time:" in out, out
     rc, out, err = hamq(*args)
     assert rc == 0, (out, err)
     assert "\r" not in out and "--- sent:" in out and "--- warmup false" in out, out
+    # --show-latency: per-second percentiles of both threads' new samples, then the whole run
+    per_second = [int(m) for m in re.findall(r"^--- send ack time: .* samples: (\d+)$", out, re.M)]
+    total = summary_figures(out)["send ack time"]["samples"]
+    assert per_second and sum(per_second) <= total, (per_second, total, out)
 
 
 if __name__ == "__main__":

@@ -370,6 +370,21 @@ def test_perf_client_threads_on_a_topic_give_every_subscriber_every_message():
     assert (fig["sent"], fig["received"]) == (100, 200), out
 
 
+def test_producer_and_consumer_threads_count_per_thread_like_artemis():
+    name = uniq("msgthreads")
+    rc, out, err = hamq("producer", "--url", url(), "--destination", "queue://" + name,
+                        "--threads", 3, "--message-count", 10)
+    assert rc == 0 and out.count(" Produced: 10 messages") == 3, (out, err)
+    q = stat_json("--queueName", name)["data"][0]
+    assert (q["messagesAdded"], q["messageCount"]) == (30, 30), q  # 3 threads x 10
+    rc, out, err = hamq("consumer", "--url", url(), "--destination", "queue://" + name,
+                        "--threads", 3, "--message-count", 10)
+    assert rc == 0, (out, err)
+    assert out.count(" Consumed: 10 messages") == 6, out  # Artemis prints it twice a thread
+    q = stat_json("--queueName", name)["data"][0]
+    assert (q["messagesAcked"], q["messageCount"]) == (30, 0), q
+
+
 def run_on_a_terminal(argv, timeout=30):
     """Runs argv with stdout on a pseudo-terminal; returns (exit code, output)."""
     master, slave = pty.openpty()

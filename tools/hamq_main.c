@@ -150,7 +150,8 @@ static bool help(const char *cmd)
         printf("Usage: hamq browser [OPTIONS]\nShows messages of a queue without consuming "
                "them; ends when the broker\nhas shown them all, at --message-count, or after "
                "--receive-timeout of silence.\n%s%s"
-               "  --receive-timeout MS   (default 3000)\n",
+               "  --receive-timeout MS   (default 3000)\n"
+               "  --filter SELECTOR      only messages matching this JMS selector\n",
                dest_help, common_help);
     else if (strcmp(cmd, "queue") == 0)
         printf("Usage: hamq queue stat [OPTIONS]\nPrints every queue: name, address, "

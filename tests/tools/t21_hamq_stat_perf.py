@@ -226,6 +226,20 @@ def test_bad_flags_values_and_urls_are_refused_with_a_message_and_exit_2():
         assert "Segmentation" not in err and "Sanitizer" not in err, (args, err)
 
 
+def test_every_flag_a_help_text_names_is_accepted_by_that_subcommand():
+    values = {"protocol": "amqp", "operation": "EQUALS", "field": "NAME"}
+    for cmd in (["producer"], ["consumer"], ["browser"], ["queue", "stat"], ["perf", "client"],
+                ["perf", "producer"], ["perf", "consumer"]):
+        rc, text, err = hamq(*cmd, "--help")
+        flags = set(re.findall(r"(?<![\w-])--([a-zA-Z][\w-]*)", text)) - {"help"}
+        assert len(flags) >= 5, (cmd, flags)
+        for f in sorted(flags):
+            rc, out, err = hamq(*cmd, "--%s=%s" % (f, values.get(f, "1")), "--help")
+            if "doesn't allow an argument" in err:
+                rc, out, err = hamq(*cmd, "--" + f, "--help")
+            assert rc == 0 and out.startswith("Usage:"), (cmd, f, rc, err)
+
+
 def test_an_ipv6_url_in_brackets_reaches_the_broker_or_fails_to_connect_not_to_parse():
     rc, out, err = hamq("producer", "--url", "tcp://[::1]:%d" % broker().all_port,
                         "--message-count", 1, "--destination", "queue://" + uniq("v6"),
@@ -266,7 +280,7 @@ def test_every_subcommand_help_names_its_flags_and_exits_0():
         ("producer",): ["--destination", "--message-count", "--threads", "--message-size",
                         "--non-persistent", "--url"],
         ("consumer",): ["--receive-timeout", "--break-on-null", "--filter", "--threads"],
-        ("browser",): ["--destination", "--receive-timeout"],
+        ("browser",): ["--destination", "--receive-timeout", "--filter"],
         ("queue", "stat"): ["--json", "--loop", "--interval", "--count", "--field",
                             "--maxRows", "--queueName"],
         ("perf", "client"): ["--threads", "--duration", "--message-count", "--max-pending"],

@@ -351,6 +351,13 @@ class Producer(threading.Thread):
         if self.failure is not None:
             raise AssertionError("producer: %r" % self.failure)
 
+    def state(self):
+        return ("producer: connection %d%s, %d sent, %d receipted, %d sent/%d receipts on this "
+                "connection, %d ERROR frames %s" % (
+                    self.gen, " (closed)" if self.link is None or self.link.closed else "",
+                    len(self.sent), len(self.receipted), self.conn_sent, self.conn_receipts,
+                    len(self.errors), self.errors[:3]))
+
     def caught_up(self, gen):
         """Connection number gen is up and everything sent before it is receipted."""
         self.check()
@@ -408,7 +415,7 @@ def one_cycle(p, nets, prod, cycle, times):
     ready_before = len(live.events("backup-ready"))
     t0 = time.monotonic()
     live.kill9_node()
-    wait_for(lambda: stomp_connected(VIP, 0.2), WAIT,
+    wait_for(lambda: stomp_connected(VIP, 1.0), WAIT,
              "a STOMP CONNECT answered through the VIP after killing %s" % live.id)
     ms = (time.monotonic() - t0) * 1000.0
     wait_for(lambda: (backup.status() or {}).get("vip_owned") == "yes" and backup.is_serving(),
@@ -469,6 +476,9 @@ def run_cycles(p, nets):
             one_cycle(p, nets, prod, cycle, times)
         wait_for(lambda: prod.caught_up(CYCLES + 1) and prod.conn_receipts >= LOAD_MIN, WAIT,
                  "the producer running after the last cycle")
+    except AssertionError:
+        print("# " + prod.state(), flush=True)
+        raise
     finally:
         prod.stop.set()
         prod.join(WAIT)

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HQ_MAX_URLS 8
+#define HQ_MAX_URLS    8
 #define HQ_MAX_THREADS 64
 
 /* Exit codes of the hamq command. */
@@ -51,20 +51,20 @@ struct hq_opts {
     const char *message;
     bool persistent;
     int threads;
-    long receive_timeout;    /* ms, -1 = forever */
+    long receive_timeout; /* ms, -1 = forever */
     bool break_on_null;
     long sleep_ms;
     bool verbose;
-    long reconnect_timeout;  /* ms the failover loop keeps trying */
+    long reconnect_timeout; /* ms the failover loop keeps trying */
     const char *filter;
     /* queue stat */
     const char *queue_name;
     int max_column_size;
-    int max_rows;            /* rows shown (Artemis --maxRows, 50) */
-    bool json;               /* one JSON document per iteration */
-    bool loop;               /* repeat every interval_ms */
-    long interval_ms;        /* --interval / --sleep (implies --loop), default 60000 */
-    long loop_count;         /* --count: iterations when looping, 0 = until interrupted */
+    int max_rows;     /* rows shown (Artemis --maxRows, 50) */
+    bool json;        /* one JSON document per iteration */
+    bool loop;        /* repeat every interval_ms */
+    long interval_ms; /* --interval / --sleep (implies --loop), default 60000 */
+    long loop_count;  /* --count: iterations when looping, 0 = until interrupted */
     const char *field, *operation, *value; /* Artemis' full filter, all three or none */
     /* perf */
     long duration_s, warmup_s;
@@ -87,12 +87,12 @@ struct hq_app {
 struct hq_conn {
     const struct hq_opts *o;
     int fd;
-    int cur;                   /* index in o->urls */
+    int cur; /* index in o->urls */
     pn_connection_driver_t d;
     bool have_driver;
-    bool lost;                 /* the connection failed or closed */
+    bool lost; /* the connection failed or closed */
     int reconnects;
-    int index;                 /* perf --threads: connection k of T (0 for the others) */
+    int index; /* perf --threads: connection k of T (0 for the others) */
     char err[512];
 };
 

@@ -35,7 +35,7 @@
 
 #define RECONNECT_PAUSE_MS 250
 #define CONNECT_TIMEOUT_MS 3000
-#define LOOP_POLL_MS 20
+#define LOOP_POLL_MS       20
 
 int64_t hq_now_ms(void)
 {
@@ -225,13 +225,18 @@ static void dispatch(struct hq_conn *c, struct hq_app *app)
 
     while ((e = pn_connection_driver_next_event(&c->d))) {
         switch (pn_event_type(e)) {
-        case PN_TRANSPORT_ERROR: note_error(c, pn_transport_condition(pn_event_transport(e))); break;
+        case PN_TRANSPORT_ERROR:
+            note_error(c, pn_transport_condition(pn_event_transport(e)));
+            break;
         case PN_CONNECTION_REMOTE_CLOSE:
             note_error(c, pn_connection_remote_condition(pn_event_connection(e)));
             pn_connection_close(pn_event_connection(e));
             break;
-        case PN_TRANSPORT_CLOSED: c->lost = true; break;
-        default: break;
+        case PN_TRANSPORT_CLOSED:
+            c->lost = true;
+            break;
+        default:
+            break;
         }
         app->on_event(app, e);
     }

@@ -18,12 +18,47 @@
 #include "hamq.h"
 
 enum {
-    O_BASE = 256, O_URL = O_BASE, O_USER, O_PASSWORD, O_DEST, O_COUNT, O_MSIZE, O_TSIZE,
-    O_MESSAGE, O_PERSIST, O_NONPERSIST, O_THREADS, O_RTIMEOUT, O_BREAK, O_SLEEP, O_VERBOSE,
-    O_TXT, O_RECONNECT,
-    O_FILTER, O_QNAME, O_MAXCOL, O_DURATION, O_WARMUP, O_PENDING, O_LATENCY, O_RATE, O_HELP,
-    O_SILENT, O_PROTOCOL, O_JSON, O_LOOP, O_INTERVAL, O_LOOPCOUNT, O_FIELD, O_OPERATION,
-    O_VALUE, O_MAXROWS, O_SINGLELINE, O_MGMT, O_CLUSTERED, O_END,
+    O_BASE = 256,
+    O_URL = O_BASE,
+    O_USER,
+    O_PASSWORD,
+    O_DEST,
+    O_COUNT,
+    O_MSIZE,
+    O_TSIZE,
+    O_MESSAGE,
+    O_PERSIST,
+    O_NONPERSIST,
+    O_THREADS,
+    O_RTIMEOUT,
+    O_BREAK,
+    O_SLEEP,
+    O_VERBOSE,
+    O_TXT,
+    O_RECONNECT,
+    O_FILTER,
+    O_QNAME,
+    O_MAXCOL,
+    O_DURATION,
+    O_WARMUP,
+    O_PENDING,
+    O_LATENCY,
+    O_RATE,
+    O_HELP,
+    O_SILENT,
+    O_PROTOCOL,
+    O_JSON,
+    O_LOOP,
+    O_INTERVAL,
+    O_LOOPCOUNT,
+    O_FIELD,
+    O_OPERATION,
+    O_VALUE,
+    O_MAXROWS,
+    O_SINGLELINE,
+    O_MGMT,
+    O_CLUSTERED,
+    O_END,
 };
 
 /* Which subcommands take a flag: a flag of another subcommand is refused (exit 2). */
@@ -31,22 +66,45 @@ enum { C_PROD = 1, C_CONS = 2, C_BROWSE = 4, C_STAT = 8, C_PERF = 16, C_ALL = 31
 #define C_MSG (C_PROD | C_CONS | C_BROWSE)
 
 static const unsigned char opt_cmds[O_END - O_BASE] = {
-    [O_URL - O_BASE] = C_ALL, [O_USER - O_BASE] = C_ALL, [O_PASSWORD - O_BASE] = C_ALL,
-    [O_DEST - O_BASE] = C_MSG, [O_COUNT - O_BASE] = C_MSG | C_PERF,
-    [O_MSIZE - O_BASE] = C_PROD | C_PERF, [O_TSIZE - O_BASE] = C_PROD,
-    [O_MESSAGE - O_BASE] = C_PROD, [O_PERSIST - O_BASE] = C_PROD | C_PERF,
-    [O_NONPERSIST - O_BASE] = C_PROD | C_PERF, [O_THREADS - O_BASE] = C_MSG | C_PERF,
-    [O_RTIMEOUT - O_BASE] = C_CONS | C_BROWSE, [O_BREAK - O_BASE] = C_CONS,
-    [O_SLEEP - O_BASE] = C_MSG | C_STAT, [O_VERBOSE - O_BASE] = C_ALL,
-    [O_TXT - O_BASE] = C_PROD | C_CONS | C_PERF, [O_RECONNECT - O_BASE] = C_ALL,
-    [O_FILTER - O_BASE] = C_CONS | C_BROWSE, [O_QNAME - O_BASE] = C_STAT,
-    [O_MAXCOL - O_BASE] = C_STAT, [O_DURATION - O_BASE] = C_PERF, [O_WARMUP - O_BASE] = C_PERF,
-    [O_PENDING - O_BASE] = C_PERF, [O_LATENCY - O_BASE] = C_PERF, [O_RATE - O_BASE] = C_PERF,
-    [O_HELP - O_BASE] = C_ALL, [O_SILENT - O_BASE] = C_ALL, [O_PROTOCOL - O_BASE] = C_ALL,
-    [O_JSON - O_BASE] = C_STAT, [O_LOOP - O_BASE] = C_STAT, [O_INTERVAL - O_BASE] = C_STAT,
-    [O_LOOPCOUNT - O_BASE] = C_STAT, [O_FIELD - O_BASE] = C_STAT,
-    [O_OPERATION - O_BASE] = C_STAT, [O_VALUE - O_BASE] = C_STAT, [O_MAXROWS - O_BASE] = C_STAT,
-    [O_SINGLELINE - O_BASE] = C_STAT, [O_MGMT - O_BASE] = C_STAT, [O_CLUSTERED - O_BASE] = C_STAT,
+    [O_URL - O_BASE] = C_ALL,
+    [O_USER - O_BASE] = C_ALL,
+    [O_PASSWORD - O_BASE] = C_ALL,
+    [O_DEST - O_BASE] = C_MSG,
+    [O_COUNT - O_BASE] = C_MSG | C_PERF,
+    [O_MSIZE - O_BASE] = C_PROD | C_PERF,
+    [O_TSIZE - O_BASE] = C_PROD,
+    [O_MESSAGE - O_BASE] = C_PROD,
+    [O_PERSIST - O_BASE] = C_PROD | C_PERF,
+    [O_NONPERSIST - O_BASE] = C_PROD | C_PERF,
+    [O_THREADS - O_BASE] = C_MSG | C_PERF,
+    [O_RTIMEOUT - O_BASE] = C_CONS | C_BROWSE,
+    [O_BREAK - O_BASE] = C_CONS,
+    [O_SLEEP - O_BASE] = C_MSG | C_STAT,
+    [O_VERBOSE - O_BASE] = C_ALL,
+    [O_TXT - O_BASE] = C_PROD | C_CONS | C_PERF,
+    [O_RECONNECT - O_BASE] = C_ALL,
+    [O_FILTER - O_BASE] = C_CONS | C_BROWSE,
+    [O_QNAME - O_BASE] = C_STAT,
+    [O_MAXCOL - O_BASE] = C_STAT,
+    [O_DURATION - O_BASE] = C_PERF,
+    [O_WARMUP - O_BASE] = C_PERF,
+    [O_PENDING - O_BASE] = C_PERF,
+    [O_LATENCY - O_BASE] = C_PERF,
+    [O_RATE - O_BASE] = C_PERF,
+    [O_HELP - O_BASE] = C_ALL,
+    [O_SILENT - O_BASE] = C_ALL,
+    [O_PROTOCOL - O_BASE] = C_ALL,
+    [O_JSON - O_BASE] = C_STAT,
+    [O_LOOP - O_BASE] = C_STAT,
+    [O_INTERVAL - O_BASE] = C_STAT,
+    [O_LOOPCOUNT - O_BASE] = C_STAT,
+    [O_FIELD - O_BASE] = C_STAT,
+    [O_OPERATION - O_BASE] = C_STAT,
+    [O_VALUE - O_BASE] = C_STAT,
+    [O_MAXROWS - O_BASE] = C_STAT,
+    [O_SINGLELINE - O_BASE] = C_STAT,
+    [O_MGMT - O_BASE] = C_STAT,
+    [O_CLUSTERED - O_BASE] = C_STAT,
 };
 
 static const struct option longopts[] = {
@@ -217,8 +275,7 @@ static int num(const char *flag, const char *v, long min, long max, long *out)
     errno = 0;
     long x = strtol(v, &end, 10);
     if (errno || *end || end == v || x < min || x > max) {
-        fprintf(stderr, "hamq: %s expects a number from %ld to %ld, not '%s'\n", flag, min, max,
-                v);
+        fprintf(stderr, "hamq: %s expects a number from %ld to %ld, not '%s'\n", flag, min, max, v);
         return -EINVAL;
     }
     *out = x;
@@ -271,22 +328,46 @@ static int apply(struct hq_opts *o, int c, const char *v, unsigned cmd)
     int r = 0;
 
     switch (c) {
-    case O_URL: o->url = v; break;
-    case O_USER: o->user = v; break;
-    case O_PASSWORD: o->password = v; break;
-    case O_DEST: r = set_destination(o, v); break;
-    case O_COUNT: r = num("--message-count", v, 0, LONG_MAX / 2, &o->message_count); break;
-    case O_MSIZE: r = num("--message-size", v, 0, 100L << 20, &o->message_size); break;
-    case O_TSIZE: r = num("--text-size", v, 0, 100L << 20, &o->text_size); break;
-    case O_MESSAGE: o->message = v; break;
-    case O_PERSIST: o->persistent = true; break;
-    case O_NONPERSIST: o->persistent = false; break;
+    case O_URL:
+        o->url = v;
+        break;
+    case O_USER:
+        o->user = v;
+        break;
+    case O_PASSWORD:
+        o->password = v;
+        break;
+    case O_DEST:
+        r = set_destination(o, v);
+        break;
+    case O_COUNT:
+        r = num("--message-count", v, 0, LONG_MAX / 2, &o->message_count);
+        break;
+    case O_MSIZE:
+        r = num("--message-size", v, 0, 100L << 20, &o->message_size);
+        break;
+    case O_TSIZE:
+        r = num("--text-size", v, 0, 100L << 20, &o->text_size);
+        break;
+    case O_MESSAGE:
+        o->message = v;
+        break;
+    case O_PERSIST:
+        o->persistent = true;
+        break;
+    case O_NONPERSIST:
+        o->persistent = false;
+        break;
     case O_THREADS:
         r = num("--threads", v, 1, HQ_MAX_THREADS, &x);
         o->threads = (int)x;
         break;
-    case O_RTIMEOUT: r = num("--receive-timeout", v, -1, LONG_MAX / 2, &o->receive_timeout); break;
-    case O_BREAK: o->break_on_null = true; break;
+    case O_RTIMEOUT:
+        r = num("--receive-timeout", v, -1, LONG_MAX / 2, &o->receive_timeout);
+        break;
+    case O_BREAK:
+        o->break_on_null = true;
+        break;
     case O_SLEEP:
         if (cmd == C_STAT) { /* Artemis: queue stat --sleep MS = loop interval, implies --loop */
             r = num("--sleep", v, 1, 86400000, &o->interval_ms);
@@ -295,7 +376,9 @@ static int apply(struct hq_opts *o, int c, const char *v, unsigned cmd)
             r = num("--sleep", v, 0, 3600000, &o->sleep_ms);
         }
         break;
-    case O_VERBOSE: o->verbose = true; break;
+    case O_VERBOSE:
+        o->verbose = true;
+        break;
     case O_TXT:
         r = num("--commit-interval", v, 0, LONG_MAX / 2, &x);
         if (r == 0 && x > 0)
@@ -305,37 +388,62 @@ static int apply(struct hq_opts *o, int c, const char *v, unsigned cmd)
     case O_RECONNECT:
         r = num("--reconnect-timeout", v, 0, LONG_MAX / 2, &o->reconnect_timeout);
         break;
-    case O_FILTER: o->filter = v; break;
-    case O_QNAME: o->queue_name = v; break;
+    case O_FILTER:
+        o->filter = v;
+        break;
+    case O_QNAME:
+        o->queue_name = v;
+        break;
     case O_MAXCOL:
         r = num("--maxColumnSize", v, -1, 4096, &x);
         o->max_column_size = (int)x;
         break;
-    case O_DURATION: r = num("--duration", v, 0, 86400 * 365, &o->duration_s); break;
-    case O_WARMUP: r = num("--warmup", v, 0, 86400, &o->warmup_s); break;
+    case O_DURATION:
+        r = num("--duration", v, 0, 86400 * 365, &o->duration_s);
+        break;
+    case O_WARMUP:
+        r = num("--warmup", v, 0, 86400, &o->warmup_s);
+        break;
     case O_PENDING:
         r = num("--max-pending", v, 0, 10000, &x);
         o->max_pending = (int)x;
         break;
-    case O_LATENCY: o->show_latency = true; break;
-    case O_RATE: r = num("--rate", v, 0, LONG_MAX / 2, &o->rate); break;
-    case O_SILENT: break;
+    case O_LATENCY:
+        o->show_latency = true;
+        break;
+    case O_RATE:
+        r = num("--rate", v, 0, LONG_MAX / 2, &o->rate);
+        break;
+    case O_SILENT:
+        break;
     case O_PROTOCOL:
         if (strcasecmp(v, "amqp") != 0 && strcasecmp(v, "core") != 0) {
             fprintf(stderr, "hamq: --protocol '%s': hamq speaks AMQP only\n", v);
             r = -EINVAL;
         }
         break;
-    case O_JSON: o->json = true; break;
-    case O_LOOP: o->loop = true; break;
+    case O_JSON:
+        o->json = true;
+        break;
+    case O_LOOP:
+        o->loop = true;
+        break;
     case O_INTERVAL:
         r = num("--interval", v, 1, 86400000, &o->interval_ms);
         o->loop = true;
         break;
-    case O_LOOPCOUNT: r = num("--count", v, 1, LONG_MAX / 2, &o->loop_count); break;
-    case O_FIELD: o->field = v; break;
-    case O_OPERATION: o->operation = v; break;
-    case O_VALUE: o->value = v; break;
+    case O_LOOPCOUNT:
+        r = num("--count", v, 1, LONG_MAX / 2, &o->loop_count);
+        break;
+    case O_FIELD:
+        o->field = v;
+        break;
+    case O_OPERATION:
+        o->operation = v;
+        break;
+    case O_VALUE:
+        o->value = v;
+        break;
     case O_MAXROWS:
         r = num("--maxRows", v, 1, 1000000, &x);
         o->max_rows = (int)x;
@@ -347,14 +455,16 @@ static int apply(struct hq_opts *o, int c, const char *v, unsigned cmd)
         fprintf(stderr, "hamq: --clustered: a hamq broker has no cluster topology; showing this "
                         "broker's queues\n");
         break;
-    default: r = -EINVAL; break;
+    default:
+        r = -EINVAL;
+        break;
     }
     return r;
 }
 
 static unsigned cmd_bit(const char *cmd)
 {
-    return strcmp(cmd, "producer") == 0 ? C_PROD
+    return strcmp(cmd, "producer") == 0   ? C_PROD
            : strcmp(cmd, "consumer") == 0 ? C_CONS
            : strcmp(cmd, "browser") == 0  ? C_BROWSE
            : strcmp(cmd, "queue") == 0    ? C_STAT

@@ -30,7 +30,7 @@
 
 #define PRODUCER_WINDOW 100
 #define CONSUMER_WINDOW 100
-#define DUP_SET_BITS 20
+#define DUP_SET_BITS    20
 
 struct hq_thread {
     pn_link_t *l;
@@ -50,7 +50,7 @@ struct hq_msgcmd {
     enum { CMD_PRODUCER, CMD_CONSUMER, CMD_BROWSER } kind;
     struct hq_thread th[HQ_MAX_THREADS];
     pn_message_t *msg;
-    char *text;     /* --text-size / --message-size body */
+    char *text; /* --text-size / --message-size body */
     long duplicates;
     uint64_t *seen; /* consumer: hashes of (ThreadSent, count) for duplicate counting */
 };
@@ -175,7 +175,8 @@ static void producer_outcome(struct hq_msgcmd *m, struct hq_thread *t, pn_delive
     } else if (state == PN_REJECTED || state == PN_RELEASED || state == PN_MODIFIED) {
         pn_condition_t *c = pn_disposition_condition(pn_delivery_remote(dl));
         fprintf(stderr, "%s message refused by the broker: %s %s\n", t->name,
-                pn_condition_get_name(c) ? pn_condition_get_name(c) : pn_disposition_type_name(state),
+                pn_condition_get_name(c) ? pn_condition_get_name(c)
+                                         : pn_disposition_type_name(state),
                 pn_condition_get_description(c) ? pn_condition_get_description(c) : "");
         t->refused++;
     } else {
@@ -407,8 +408,8 @@ static int run(struct hq_opts *o, int kind)
         return HQ_EXIT_FAILED;
     m->o = o;
     m->kind = kind;
-    m->app = (struct hq_app){.setup = setup, .on_event = on_event, .tick = tick,
-                             .failover = o->nurls > 1};
+    m->app = (struct hq_app){
+        .setup = setup, .on_event = on_event, .tick = tick, .failover = o->nurls > 1};
     m->msg = pn_message();
     long tsize = o->message_size > 0 ? o->message_size : o->text_size;
     if (tsize > 0) {
@@ -440,8 +441,8 @@ static int run(struct hq_opts *o, int kind)
         else if (kind == CMD_BROWSER)
             printf("%s trying to browse %ld messages\n", t->name, o->message_count);
         else
-            printf("%s wait %ldms until %ld messages are consumed\n", t->name,
-                   o->receive_timeout, o->message_count);
+            printf("%s wait %ldms until %ld messages are consumed\n", t->name, o->receive_timeout,
+                   o->message_count);
     }
     fflush(stdout);
     rc = hq_run(&c, &m->app);
@@ -456,9 +457,9 @@ static int run(struct hq_opts *o, int kind)
     }
     for (int i = 0; rc == 0 && i < o->threads; i++) {
         struct hq_thread *t = &m->th[i];
-        if (t->link_error || (kind == CMD_PRODUCER ? t->confirmed < o->message_count
-                                                   : kind == CMD_CONSUMER &&
-                                                         t->confirmed < o->message_count))
+        if (t->link_error ||
+            (kind == CMD_PRODUCER ? t->confirmed < o->message_count
+                                  : kind == CMD_CONSUMER && t->confirmed < o->message_count))
             rc = HQ_EXIT_FAILED;
     }
     pn_message_free(m->msg);

@@ -45,11 +45,11 @@
 
 #include "hamq.h"
 
-#define SAMPLES_MAX (16u << 20)
+#define SAMPLES_MAX       (16u << 20)
 #define UNBOUNDED_PENDING 10000
-#define RING_SLOTS 65536u
-#define CONSUMER_CREDIT 1000
-#define DRAIN_GRACE_MS 2000
+#define RING_SLOTS        65536u
+#define CONSUMER_CREDIT   1000
+#define DRAIN_GRACE_MS    2000
 
 struct samples {
     uint32_t *v;
@@ -82,8 +82,8 @@ struct perf {
     struct hq_app app;
     struct perf_shared *sh;
     int index;
-    uint64_t quota;      /* messages this producer sends (UINT64_MAX: no --message-count) */
-    long rate;           /* this producer's share of --rate, 0 = unbounded */
+    uint64_t quota; /* messages this producer sends (UINT64_MAX: no --message-count) */
+    long rate;      /* this producer's share of --rate, 0 = unbounded */
     pn_link_t *snd, *rcv;
     pn_message_t *msg;
     atomic_uint_fast64_t sent, completed, received, refused;
@@ -94,7 +94,7 @@ struct perf {
     pthread_mutex_t lock;
     size_t ack_seen, transfer_seen; /* main thread: samples already reported */
     char rx[16384];
-    char *tmpl;          /* the encoded message, sent with its timestamp patched in */
+    char *tmpl; /* the encoded message, sent with its timestamp patched in */
     size_t tmpl_len, ts_off;
     pthread_t tid;
     bool started;
@@ -102,10 +102,10 @@ struct perf {
     atomic_bool finished;
 };
 
-#define LD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define LD(x)  atomic_load_explicit(&(x), memory_order_relaxed)
 #define INC(x) atomic_fetch_add_explicit(&(x), 1, memory_order_relaxed)
 
-#define TS_KEY "hamq-ts-us"
+#define TS_KEY      "hamq-ts-us"
 #define TS_SENTINEL 0x5a5aa5a51234fedcLL
 
 static volatile sig_atomic_t interrupted;
@@ -369,8 +369,12 @@ static void on_event(struct hq_app *app, pn_event_t *e)
     struct perf *p = (struct perf *)app;
 
     switch (pn_event_type(e)) {
-    case PN_LINK_FLOW: send_some(p, hq_now_ms()); break;
-    case PN_DELIVERY: on_delivery(p, pn_event_delivery(e), hq_now_ms()); break;
+    case PN_LINK_FLOW:
+        send_some(p, hq_now_ms());
+        break;
+    case PN_DELIVERY:
+        on_delivery(p, pn_event_delivery(e), hq_now_ms());
+        break;
     case PN_LINK_REMOTE_OPEN:
         if (pn_event_link(e) == p->rcv && !p->rcv_ready) {
             p->rcv_ready = true;
@@ -385,7 +389,8 @@ static void on_event(struct hq_app *app, pn_event_t *e)
         atomic_store(&p->sh->stop, true);
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -415,11 +420,10 @@ static bool tick(struct hq_app *app, int64_t now)
     uint64_t n = (uint64_t)sh->o->message_count;
 
     send_some(p, now);
-    bool send_done =
-        !sh->produce || LD(p->completed) + LD(p->refused) >= p->quota;
-    bool recv_done = !sh->consume ||
-                     (n > 0 && (sh->o->topic ? LD(p->received) >= n
-                                             : atomic_load(&p->sh->recv_taken) >= n));
+    bool send_done = !sh->produce || LD(p->completed) + LD(p->refused) >= p->quota;
+    bool recv_done =
+        !sh->consume ||
+        (n > 0 && (sh->o->topic ? LD(p->received) >= n : atomic_load(&p->sh->recv_taken) >= n));
     if (now >= sh->end_ms && (drained(p) || now >= sh->end_ms + DRAIN_GRACE_MS))
         return true;
     return stopping(p) || (send_done && recv_done);
@@ -465,8 +469,8 @@ static void report_second(const struct perf_shared *sh, bool tty, struct totals 
 
     *last = now_t;
     if (tty) {
-        printf("\r[%3" PRId64 " s] sent %7" PRIu64 "/s  completed %7" PRIu64 "/s  received %7"
-               PRIu64 "/s  total received %" PRIu64 "   ",
+        printf("\r[%3" PRId64 " s] sent %7" PRIu64 "/s  completed %7" PRIu64
+               "/s  received %7" PRIu64 "/s  total received %" PRIu64 "   ",
                (now - sh->start_ms) / 1000, s, c, r, now_t.received);
     } else {
         printf("--- warmup %s\n", now < sh->warm_end_ms ? "true" : "false");
@@ -628,8 +632,8 @@ static int init_threads(struct perf_shared *sh, struct perf *th)
         p->app = (struct hq_app){.setup = setup, .on_event = on_event, .tick = tick};
         p->sh = sh;
         p->index = sh->threads > 1 ? i + 1 : 0;
-        p->quota = o->message_count > 0 ? share((uint64_t)o->message_count, sh->threads, i)
-                                        : UINT64_MAX;
+        p->quota =
+            o->message_count > 0 ? share((uint64_t)o->message_count, sh->threads, i) : UINT64_MAX;
         p->rate = (long)share((uint64_t)o->rate, sh->threads, i);
         p->msg = pn_message();
         p->sent_at_us = calloc(RING_SLOTS, sizeof(*p->sent_at_us));
@@ -690,8 +694,10 @@ int hq_perf(struct hq_opts *o, const char *mode)
     int threads = o->threads > 0 ? o->threads : 1;
 
     if (o->rate > 0 && o->rate < threads) {
-        fprintf(stderr, "hamq perf: --rate %ld is less than one message/s for each of the %d "
-                        "threads\n", o->rate, threads);
+        fprintf(stderr,
+                "hamq perf: --rate %ld is less than one message/s for each of the %d "
+                "threads\n",
+                o->rate, threads);
         return HQ_EXIT_USAGE;
     }
     memset(&sh, 0, sizeof(sh));

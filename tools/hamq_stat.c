@@ -31,7 +31,7 @@
 
 #include "hamq.h"
 
-#define STAT_ROWS_MAX 100000
+#define STAT_ROWS_MAX  100000
 #define STAT_ANSWER_MS 10000
 
 /*
@@ -48,8 +48,16 @@ struct stat_row {
 
 /* The columns --field can name: the table title and the JSON name. */
 enum stat_col {
-    COL_NAME, COL_ADDRESS, COL_CONSUMERS, COL_MESSAGES, COL_ADDED, COL_DELIVERING, COL_ACKED,
-    COL_SCHEDULED, COL_ROUTING, COL_N
+    COL_NAME,
+    COL_ADDRESS,
+    COL_CONSUMERS,
+    COL_MESSAGES,
+    COL_ADDED,
+    COL_DELIVERING,
+    COL_ACKED,
+    COL_SCHEDULED,
+    COL_ROUTING,
+    COL_N
 };
 
 static const struct {
@@ -70,8 +78,9 @@ static const struct {
 enum stat_op { OP_CONTAINS, OP_NOT_CONTAINS, OP_EQUALS, OP_GREATER, OP_LESS, OP_N };
 
 static const char *const op_names[OP_N] = {
-    [OP_CONTAINS] = "CONTAINS", [OP_NOT_CONTAINS] = "NOT_CONTAINS", [OP_EQUALS] = "EQUALS",
-    [OP_GREATER] = "GREATER_THAN", [OP_LESS] = "LESS_THAN",
+    [OP_CONTAINS] = "CONTAINS", [OP_NOT_CONTAINS] = "NOT_CONTAINS",
+    [OP_EQUALS] = "EQUALS",     [OP_GREATER] = "GREATER_THAN",
+    [OP_LESS] = "LESS_THAN",
 };
 
 struct stat_filter {
@@ -131,14 +140,18 @@ static int parse_filter(const struct hq_opts *o, struct stat_filter *f, char *er
     }
     int c = find_col(o->field), op = find_op(o->operation);
     if (c < 0) {
-        snprintf(err, errlen, "--field '%s': not one of NAME ADDRESS CONSUMER_COUNT "
+        snprintf(err, errlen,
+                 "--field '%s': not one of NAME ADDRESS CONSUMER_COUNT "
                  "MESSAGE_COUNT MESSAGES_ADDED DELIVERING_COUNT MESSAGES_ACKED SCHEDULED_COUNT "
-                 "ROUTING_TYPE", o->field);
+                 "ROUTING_TYPE",
+                 o->field);
         return -EINVAL;
     }
     if (op < 0) {
-        snprintf(err, errlen, "--operation '%s': not one of CONTAINS NOT_CONTAINS EQUALS "
-                 "GREATER_THAN LESS_THAN", o->operation);
+        snprintf(err, errlen,
+                 "--operation '%s': not one of CONTAINS NOT_CONTAINS EQUALS "
+                 "GREATER_THAN LESS_THAN",
+                 o->operation);
         return -EINVAL;
     }
     f->on = true;
@@ -150,8 +163,10 @@ static int parse_filter(const struct hq_opts *o, struct stat_filter *f, char *er
         errno = 0;
         f->num = strtoll(o->value, &end, 10);
         if (!cols[c].numeric || errno || *end || end == o->value) {
-            snprintf(err, errlen, "--operation %s needs a numeric --field and a number as "
-                     "--value (got %s '%s')", op_names[op], cols[c].title, o->value);
+            snprintf(err, errlen,
+                     "--operation %s needs a numeric --field and a number as "
+                     "--value (got %s '%s')",
+                     op_names[op], cols[c].title, o->value);
             return -EINVAL;
         }
     }
@@ -206,8 +221,10 @@ static void get_field(pn_data_t *d, struct stat_row *r, pn_bytes_t k)
 #define IS(lit) (k.size == sizeof(lit) - 1 && memcmp(k.start, lit, k.size) == 0)
     if (pn_data_type(d) == PN_STRING) {
         pn_bytes_t v = pn_data_get_string(d);
-        char *dst = IS("name") ? r->name : IS("address") ? r->address
-                                       : IS("routing") ? r->routing : NULL;
+        char *dst = IS("name")      ? r->name
+                    : IS("address") ? r->address
+                    : IS("routing") ? r->routing
+                                    : NULL;
         size_t cap = IS("routing") ? sizeof(r->routing) : sizeof(r->name);
         if (dst)
             snprintf(dst, cap, "%.*s", (int)v.size, v.start);
@@ -310,22 +327,33 @@ static void on_event(struct hq_app *app, pn_event_t *e)
 static int64_t col_num(const struct stat_row *r, enum stat_col c)
 {
     switch (c) {
-    case COL_CONSUMERS: return r->consumers;
-    case COL_MESSAGES: return r->messages;
-    case COL_ADDED: return r->added;
-    case COL_DELIVERING: return r->delivering;
-    case COL_ACKED: return r->acked;
-    default: return 0;
+    case COL_CONSUMERS:
+        return r->consumers;
+    case COL_MESSAGES:
+        return r->messages;
+    case COL_ADDED:
+        return r->added;
+    case COL_DELIVERING:
+        return r->delivering;
+    case COL_ACKED:
+        return r->acked;
+    default:
+        return 0;
     }
 }
 
 static const char *col_text(const struct stat_row *r, enum stat_col c, char *buf, size_t cap)
 {
     switch (c) {
-    case COL_NAME: return r->name;
-    case COL_ADDRESS: return r->address;
-    case COL_ROUTING: return r->routing;
-    default: snprintf(buf, cap, "%" PRId64, col_num(r, c)); return buf;
+    case COL_NAME:
+        return r->name;
+    case COL_ADDRESS:
+        return r->address;
+    case COL_ROUTING:
+        return r->routing;
+    default:
+        snprintf(buf, cap, "%" PRId64, col_num(r, c));
+        return buf;
     }
 }
 
@@ -342,13 +370,18 @@ static bool row_matches(const struct stat_filter *f, const struct stat_row *r)
         return true;
     const char *t = col_text(r, f->col, buf, sizeof(buf));
     switch (f->op) {
-    case OP_CONTAINS: return strstr(t, f->value) != NULL;
-    case OP_NOT_CONTAINS: return strstr(t, f->value) == NULL;
+    case OP_CONTAINS:
+        return strstr(t, f->value) != NULL;
+    case OP_NOT_CONTAINS:
+        return strstr(t, f->value) == NULL;
     case OP_EQUALS:
         return f->col == COL_ROUTING ? strcasecmp(t, f->value) == 0 : strcmp(t, f->value) == 0;
-    case OP_GREATER: return col_num(r, f->col) > f->num;
-    case OP_LESS: return col_num(r, f->col) < f->num;
-    default: return false;
+    case OP_GREATER:
+        return col_num(r, f->col) > f->num;
+    case OP_LESS:
+        return col_num(r, f->col) < f->num;
+    default:
+        return false;
     }
 }
 
@@ -486,7 +519,8 @@ static void end_answer(struct stat_cmd *s)
         print_table(s, shown);
         if (shown < total)
             printf("WARNING: the displayed queues are %zu/%zu, set maxRows to display more "
-                   "queues.\n", shown, total);
+                   "queues.\n",
+                   shown, total);
         if (s->o->loop && (!s->o->loop_count || s->iterations < s->o->loop_count))
             printf("Waiting %ld before another queue stat iteration\n", s->o->interval_ms);
     }
@@ -522,8 +556,8 @@ int hq_queue_stat(struct hq_opts *o)
         fprintf(stderr, "hamq queue stat: %s\n", err);
         return HQ_EXIT_USAGE;
     }
-    s.app = (struct hq_app){.setup = setup, .on_event = on_event, .tick = tick,
-                            .failover = o->loop || o->nurls > 1};
+    s.app = (struct hq_app){
+        .setup = setup, .on_event = on_event, .tick = tick, .failover = o->loop || o->nurls > 1};
     s.msg = pn_message();
     if (!s.msg) {
         fprintf(stderr, "out of memory\n");

@@ -24,6 +24,11 @@
  * (send → accepted: for a persistent message, the broker's journal write)
  * and "transfer time" (send → received, from the hamq-ts-us property, same
  * host clocks). Samples taken during --warmup are not counted.
+ *
+ * Locks: one mutex per thread (struct perf.lock), used only with
+ * --show-latency, by that thread around each sample it appends and by the
+ * main thread around reading them; nobody ever holds two, so there is no
+ * order to keep. Everything else the threads share is an atomic.
  */
 #include "config.h"
 

@@ -8,6 +8,7 @@ refused with a message and a non-zero exit."""
 import json
 import os
 import pty
+import random
 import re
 import select
 import subprocess
@@ -337,6 +338,27 @@ def test_perf_client_threads_split_the_total_and_merge_every_threads_latencies()
                         "queue://" + name + ".few")
     fig = summary_figures(out)
     assert rc == 0 and (fig["sent"], fig["received"]) == (2, 2), (out, err)
+
+
+def test_perf_client_with_random_threads_counts_sizes_and_windows_moves_exact_totals():
+    seed = int(os.environ.get("HAMQ_TEST_SEED", int(time.time())))
+    rnd = random.Random(seed)
+    for i in range(5):
+        threads, count = rnd.randint(1, 5), rnd.randint(1, 400)
+        topic = rnd.random() < 0.3
+        args = ["--threads", threads, "--message-count", count,
+                "--max-pending", rnd.randint(0, 30), "--message-size", rnd.randint(0, 20000)]
+        if rnd.random() < 0.5:
+            args.append("--persistent")
+        dest = ("topic://" if topic else "queue://") + uniq("prand%d" % i)
+        rc, out, err = hamq("perf", "client", "--url", url(), *args, dest)
+        why = (seed, args, dest, out[-800:], err)
+        assert rc == 0, why
+        fig = summary_figures(out)
+        assert (fig["sent"], fig["completed"]) == (count, count), why
+        assert fig["received"] == count * (threads if topic else 1), why
+        assert fig["send ack time"]["samples"] == count, why
+        assert fig["transfer time"]["samples"] == fig["received"], why
 
 
 def test_perf_consumer_threads_stop_at_exactly_the_total_and_leave_the_rest():

@@ -48,67 +48,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hamq.h"
+#include "hamq_perf.h"
 
 #define SAMPLES_MAX       (16u << 20)
 #define UNBOUNDED_PENDING 10000
 #define RING_SLOTS        65536u
 #define CONSUMER_CREDIT   1000
 #define DRAIN_GRACE_MS    2000
-
-struct samples {
-    uint32_t *v;
-    size_t n, cap;
-};
-
-/*
- * What every thread reads (set before the threads start, then read-only) and
- * the few counters they share. recv_taken counts the messages accepted on a
- * queue by all consumers together; consumers_ready the consumer links the
- * broker attached.
- */
-struct perf_shared {
-    const struct hq_opts *o;
-    bool produce, consume;
-    int threads;
-    struct perf *all; /* the threads, for the end of a --duration run */
-    int64_t start_ms, warm_end_ms, end_ms;
-    atomic_uint_fast64_t recv_taken;
-    atomic_int consumers_ready;
-    atomic_bool stop; /* a thread failed or the broker closed a link: everyone ends */
-};
-
-/*
- * One thread: one connection, its producer and/or consumer link. The
- * counters are atomics because the main thread reads them every second; only
- * this thread writes them.
- */
-struct perf {
-    struct hq_app app;
-    struct perf_shared *sh;
-    int index;
-    uint64_t quota; /* messages this producer sends (UINT64_MAX: no --message-count) */
-    long rate;      /* this producer's share of --rate, 0 = unbounded */
-    pn_link_t *snd, *rcv;
-    pn_message_t *msg;
-    atomic_uint_fast64_t sent, completed, received, refused;
-    bool rcv_ready;
-    int64_t *sent_at_us; /* by tag % RING_SLOTS: send time of unsettled deliveries */
-    struct samples ack, transfer;
-    /* --show-latency: the main thread reads the samples of the last second */
-    pthread_mutex_t lock;
-    size_t ack_seen, transfer_seen; /* main thread: samples already reported */
-    char rx[16384];
-    char *tmpl; /* the encoded message, sent with its timestamp patched in */
-    size_t tmpl_len, ts_off;
-    pthread_t tid;
-    bool started;
-    int rc;
-    atomic_bool finished;
-};
-
-#define LD(x)  atomic_load_explicit(&(x), memory_order_relaxed)
-#define INC(x) atomic_fetch_add_explicit(&(x), 1, memory_order_relaxed)
 
 #define TS_KEY      "hamq-ts-us"
 #define TS_SENTINEL 0x5a5aa5a51234fedcLL
@@ -447,162 +393,6 @@ static void *perf_thread(void *arg)
     return NULL;
 }
 
-/* ---- the main thread: per-second figures and the summary ---- */
-
-struct totals {
-    uint64_t sent, completed, received, refused;
-};
-
-static struct totals sum(struct perf *th, int n)
-{
-    struct totals t = {0};
-
-    for (int i = 0; i < n; i++) {
-        t.sent += LD(th[i].sent);
-        t.completed += LD(th[i].completed);
-        t.received += LD(th[i].received);
-        t.refused += LD(th[i].refused);
-    }
-    return t;
-}
-
-static void report_second(const struct perf_shared *sh, bool tty, struct totals now_t,
-                          struct totals *last, int64_t now)
-{
-    uint64_t s = now_t.sent - last->sent, c = now_t.completed - last->completed,
-             r = now_t.received - last->received;
-
-    *last = now_t;
-    if (tty) {
-        printf("\r[%3" PRId64 " s] sent %7" PRIu64 "/s  completed %7" PRIu64
-               "/s  received %7" PRIu64 "/s  total received %" PRIu64 "   ",
-               (now - sh->start_ms) / 1000, s, c, r, now_t.received);
-    } else {
-        printf("--- warmup %s\n", now < sh->warm_end_ms ? "true" : "false");
-        if (sh->produce)
-            printf("--- sent:      %7" PRIu64 " msg/sec\n--- completed: %7" PRIu64 " msg/sec\n", s,
-                   c);
-        if (sh->consume)
-            printf("--- received:  %7" PRIu64 " msg/sec\n", r);
-    }
-    fflush(stdout);
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
-/* The samples of one thread to merge: all, or (recent) those not reported yet. */
-static size_t take_range(struct perf *p, bool ack, bool recent, size_t *from)
-{
-    const struct samples *s = ack ? &p->ack : &p->transfer;
-    size_t *seen = ack ? &p->ack_seen : &p->transfer_seen;
-
-    *from = recent ? *seen : 0;
-    if (recent)
-        *seen = s->n;
-    return s->n - *from;
-}
-
-/*
- * All threads' samples of one kind in one sorted array: the percentiles of
- * the whole run (or, recent, of the last second), never an average of
- * per-thread figures. recent runs while the threads do: under their locks.
- */
-static struct samples merge(struct perf *th, int n, bool ack, bool recent)
-{
-    struct samples m = {0};
-    size_t cap = 0;
-
-    for (int i = 0; i < n; i++) {
-        if (recent)
-            pthread_mutex_lock(&th[i].lock);
-        const struct samples *s = ack ? &th[i].ack : &th[i].transfer;
-        size_t from, k = take_range(&th[i], ack, recent, &from);
-        if (k && m.n + k > cap) {
-            size_t nc = cap ? cap : 1024;
-            while (nc < m.n + k)
-                nc *= 2;
-            uint32_t *nv = realloc(m.v, nc * sizeof(*nv));
-            if (nv) {
-                m.v = nv;
-                cap = nc;
-            }
-        }
-        if (k && m.n + k <= cap) {
-            memcpy(m.v + m.n, s->v + from, k * sizeof(*s->v));
-            m.n += k;
-        }
-        if (recent)
-            pthread_mutex_unlock(&th[i].lock);
-    }
-    m.cap = cap;
-    if (m.n > 1)
-        qsort(m.v, m.n, sizeof(*m.v), cmp_u32);
-    return m;
-}
-
-static void percentiles(const char *prefix, const char *what, const struct samples *s)
-{
-    static const double q[] = {50.0, 90.0, 99.0, 99.9};
-    double total = 0;
-
-    if (!s->n)
-        return;
-    for (size_t i = 0; i < s->n; i++)
-        total += s->v[i];
-    printf("--- %s%s: mean %.0f us", prefix, what, total / (double)s->n);
-    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
-        printf(" - %.2f%%: %" PRIu32 " us", q[i],
-               s->v[(size_t)((double)(s->n - 1) * q[i] / 100.0)]);
-    printf(" - max: %" PRIu32 " us - samples: %zu\n", s->v[s->n - 1], s->n);
-}
-
-/* --show-latency, every second (not on a terminal): the last second's percentiles. */
-static void second_latencies(const struct perf_shared *sh, struct perf *th)
-{
-    struct samples ack = merge(th, sh->threads, true, true);
-    struct samples tr = merge(th, sh->threads, false, true);
-
-    percentiles("", "send ack time", &ack);
-    percentiles("", "transfer time", &tr);
-    free(ack.v);
-    free(tr.v);
-    fflush(stdout);
-}
-
-static void summary(const struct perf_shared *sh, struct perf *th, bool tty, int64_t ms, int rc)
-{
-    double secs = ms > 0 ? (double)ms / 1000.0 : 1.0;
-    struct totals t = sum(th, sh->threads);
-
-    if (tty)
-        printf("\n");
-    printf("--- SUMMARY\n");
-    printf("--- result: %s\n", t.refused || rc ? "failure" : "success");
-    if (sh->threads > 1)
-        printf("--- threads: %d (one connection each)\n", sh->threads);
-    if (sh->produce) {
-        printf("--- total sent:      %" PRIu64 " (%.0f msg/sec)\n", t.sent, (double)t.sent / secs);
-        printf("--- total completed: %" PRIu64 " (%.0f msg/sec)\n", t.completed,
-               (double)t.completed / secs);
-        if (t.refused)
-            printf("--- total refused:   %" PRIu64 "\n", t.refused);
-    }
-    if (sh->consume)
-        printf("--- total received:  %" PRIu64 " (%.0f msg/sec)\n", t.received,
-               (double)t.received / secs);
-    struct samples ack = merge(th, sh->threads, true, false);
-    struct samples tr = merge(th, sh->threads, false, false);
-    percentiles("aggregated ", "send ack time", &ack);
-    percentiles("aggregated ", "transfer time", &tr);
-    free(ack.v);
-    free(tr.v);
-}
-
 static void free_threads(struct perf *th, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -675,9 +465,9 @@ static int run_threads(struct perf_shared *sh, struct perf *th, bool tty)
             break;
         int64_t now = hq_now_ms();
         if (now >= next_report) {
-            report_second(sh, tty, sum(th, sh->threads), &last, now);
+            hqp_report_second(sh, tty, hqp_sum(th, sh->threads), &last, now);
             if (sh->o->show_latency && !tty)
-                second_latencies(sh, th);
+                hqp_second_latencies(sh, th);
             next_report += 1000;
         }
         struct timespec ts = {0, 20 * 1000000L};
@@ -728,8 +518,8 @@ int hq_perf(struct hq_opts *o, const char *mode)
     sh.warm_end_ms = sh.start_ms + o->warmup_s * 1000;
     sh.end_ms = o->duration_s > 0 ? sh.warm_end_ms + o->duration_s * 1000 : INT64_MAX / 2;
     int rc = run_threads(&sh, th, tty);
-    summary(&sh, th, tty, hq_now_ms() - sh.start_ms, rc);
-    struct totals t = sum(th, threads);
+    hqp_summary(&sh, th, tty, hq_now_ms() - sh.start_ms, rc);
+    struct totals t = hqp_sum(th, threads);
     free_threads(th, threads);
     return rc ? rc : t.refused ? HQ_EXIT_FAILED : HQ_EXIT_OK;
 }

@@ -3,7 +3,7 @@
 # Qpid Proton C's connection driver (tools/hamq*.c, tools/README.md).
 bin_PROGRAMS += tools/hamq
 tools_hamq_SOURCES = tools/hamq_main.c tools/hamq_conn.c tools/hamq_msg.c tools/hamq_stat.c \
-	tools/hamq_perf.c tools/hamq.h
+	tools/hamq_perf.c tools/hamq_perf_report.c tools/hamq_perf.h tools/hamq.h
 tools_hamq_CPPFLAGS = $(AM_CPPFLAGS) $(PROTON_CFLAGS)
 tools_hamq_LDADD = $(PROTON_LIBS) -lpthread
 

@@ -184,6 +184,16 @@ sys.exit(1)
 EOF
 }
 
+# slave_ms NAME: from the first line NAME logged after it got the lock (the line after
+# "slave mode") to "Connector stomp started", by the broker's own log clock.
+slave_ms() {
+  log_since "$1" | awk -F'[:, ]' '
+    function ms() { return (($1 * 60 + $2) * 60 + $3) * 1000 + $4 }
+    got && !t0 && /^[0-9][0-9]:/ { t0 = ms() }
+    /is now in slave mode/ { got = 1 }
+    t0 && /Connector stomp started/ { printf "%d", ms() - t0; exit }'
+}
+
 journal_bytes() { du -sb "$1" 2>/dev/null | awk '{print $1}'; }
 written() { awk '/^write_bytes:/ {print $2}' "/proc/$1/io" 2>/dev/null || echo 0; }
 
@@ -238,8 +248,8 @@ scenario() {
       { log_since "$slave" | tail -20 >&2; die "the slave did not answer CONNECT within 120 s"; }
     if [ -n "$LOADPID" ]; then kill -9 "$LOADPID" 2>/dev/null; wait "$LOADPID" 2>/dev/null; LOADPID=""; fi
     times+=("$ms")
-    say "  run $i: master $master killed -> slave $slave answers CONNECT in $ms ms" \
-      "(store $(( $(journal_bytes "$store") / 1048576 )) MiB)$load_note"
+    say "  run $i: master $master killed -> slave $slave answers CONNECT in $ms ms;" \
+      "its log: lock -> connector started $(slave_ms "$slave") ms (store $(( $(journal_bytes "$store") / 1048576 )) MiB)$load_note"
     gone "$(eval echo "\$PGID_$master")"
     start_broker "$master"
     wait_log "$master" "is now in slave mode" 120

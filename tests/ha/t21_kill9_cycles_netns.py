@@ -155,6 +155,18 @@ class NsPair(hatest.Pair):
         for nd in self.nodes:
             nd.peers = [p for p in self.nodes if p is not nd]
 
+    def start(self):
+        """hatest.Pair.start with this test's longer bound (ASan on a loaded host)."""
+        n1, n2 = self.nodes
+        n1.start()
+        n1.wait_serving()
+        n2.start()
+        wait_for(lambda: n2.events("backup-ready"), WAIT, "node2 backup-ready")
+        for a, b in ((n1, n2), (n2, n1)):
+            wait_for(lambda a=a, b=b: (a.status() or {}).get("peers", {}).get(b.id, {}).get(
+                "state") == "alive", WAIT, "%s to see %s" % (a.id, b.id))
+        return self
+
 
 # --- a minimal STOMP 1.2 client on a raw socket (exact control over every timeout) ---
 

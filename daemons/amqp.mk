@@ -2,13 +2,14 @@
 # AMQP 1.0 in hamq-worker: Qpid Proton C's connection driver in the worker's
 # own event loop (daemons/worker_amqp*.c).
 daemons_hamq_worker_SOURCES += daemons/worker_amqp.c daemons/worker_amqp_msg.c \
-	daemons/worker_amqp_sasl.c daemons/worker_amqp.h
+	daemons/worker_amqp_sasl.c daemons/worker_amqp_scan.c daemons/worker_amqp.h
 daemons_hamq_worker_CPPFLAGS += $(PROTON_CFLAGS)
 daemons_hamq_worker_LDADD += $(PROTON_LIBS)
 
 # Integration scenarios with real broker processes and the real Python Proton client.
-TESTS += tests/amqp/t10_amqp_messaging.py tests/amqp/t11_amqp_robustness.py tests/amqp/t12_rhea.py
-EXTRA_DIST += tests/amqp/t12_rhea.py tests/amqp/rhea_client.js
+TESTS += tests/amqp/t10_amqp_messaging.py tests/amqp/t11_amqp_robustness.py tests/amqp/t12_rhea.py \
+	tests/amqp/t13_amqp_message_fields.py
+EXTRA_DIST += tests/amqp/t12_rhea.py tests/amqp/rhea_client.js tests/amqp/t13_amqp_message_fields.py
 EXTRA_DIST += tests/amqp/amqptest.py tests/amqp/t10_amqp_messaging.py \
 	tests/amqp/t11_amqp_robustness.py daemons/README.md
 

@@ -57,6 +57,7 @@
 #define AMQP_MAX_FRAME 65536u
 #define DRAIN_DELAY_MS 20
 #define STAT_ADDRESS "$hamq.queue-stat"
+#define SELECTOR_CODE 0x0000468C00000004ull /* apache.org:selector-filter:string */
 
 enum link_kind { LK_PRODUCER, LK_CONSUMER, LK_STAT };
 
@@ -222,11 +223,15 @@ static void source_selector(pn_terminus_t *t, char *out, size_t cap)
         if (!pn_data_next(d))
             break;
         bool sel = key.size == 12 && memcmp(key.start, "jms-selector", 12) == 0;
-        if (!sel || pn_data_type(d) != PN_DESCRIBED)
+        if (pn_data_type(d) != PN_DESCRIBED)
             continue;
         pn_data_enter(d);
-        pn_data_next(d); /* descriptor */
-        if (pn_data_next(d) && pn_data_type(d) == PN_STRING) {
+        pn_data_next(d); /* descriptor: any key is fine when it names a selector */
+        sel = sel || (pn_data_type(d) == PN_ULONG && pn_data_get_ulong(d) == SELECTOR_CODE) ||
+              (pn_data_type(d) == PN_SYMBOL && pn_data_get_symbol(d).size == 33 &&
+               memcmp(pn_data_get_symbol(d).start, "apache.org:selector-filter:string", 33) ==
+                   0);
+        if (sel && pn_data_next(d) && pn_data_type(d) == PN_STRING) {
             pn_bytes_t v = pn_data_get_string(d);
             if (v.size < cap && !memchr(v.start, 0, v.size)) {
                 memcpy(out, v.start, v.size);
@@ -363,7 +368,7 @@ static void produce(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
     struct wka_send s;
     char err[256];
     bool settled = pn_delivery_settled(dl);
-    int r = wka_msg_from_amqp(ac->msg, lk->in, lk->in_len, lk->address, lk->routing, &s, err,
+    int r = wka_msg_from_amqp(lk->in, lk->in_len, lk->address, lk->routing, &s, err,
                               sizeof(err));
 
     if (r < 0) {
@@ -854,7 +859,9 @@ static void on_done(void *conn, const struct msgproto_done *d)
 
     if (!p)
         return;
-    snprintf(text, sizeof(text), "%.*s", (int)d->text.len, (const char *)d->text.p);
+    text[0] = 0;
+    if (d->status < 0)
+        snprintf(text, sizeof(text), "%.*s", (int)d->text.len, (const char *)d->text.p);
     if (!text[0] && d->status < 0)
         snprintf(text, sizeof(text), "%s", strerror(-d->status));
     if (p->lk)
@@ -872,7 +879,8 @@ static void on_done(void *conn, const struct msgproto_done *d)
     if (p->lk)
         link_maybe_free(p->lk);
     free(p);
-    pump(ac);
+    /* No pump here: the events these calls raise are handled once per
+     * batch of core records, in am_output, before the bytes go out. */
 }
 
 static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t flags)
@@ -901,7 +909,6 @@ static void on_deliver(void *conn, const struct msgproto_deliver *d, uint8_t fla
     pn_link_advance(lk->l);
     if (lk->presettled)
         pn_delivery_settle(dl);
-    pump(ac);
 }
 
 static void on_consumer_closed(void *conn, const struct msgproto_consumer_closed *c)
@@ -1037,6 +1044,8 @@ static ssize_t am_input(void *state, const uint8_t *buf, size_t len)
 static void am_output(void *state, const uint8_t **p, size_t *len)
 {
     struct wka_conn *ac = state;
+
+    pump(ac); /* events of the core records handled since the last flush */
     pn_bytes_t b = pn_connection_driver_write_buffer(&ac->d);
 
     *p = (const uint8_t *)b.start;

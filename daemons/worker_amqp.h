@@ -40,11 +40,11 @@ struct wka_send {
  * Decodes raw (one complete AMQP message as received in a transfer) and fills
  * out. link_address NULL = anonymous relay (address from `to`). Returns 0,
  * -EBADMSG (not a valid AMQP message: err says why), -EDESTADDRREQ (relay
- * without `to`), -ENOMEM. scratch is a reusable pn_message_t.
+ * without `to`), -ENOMEM. The bytes are read in place (worker_amqp_scan.c),
+ * never decoded into Proton objects.
  */
-int wka_msg_from_amqp(pn_message_t *scratch, const uint8_t *raw, size_t len,
-                      const char *link_address, uint8_t link_routing, struct wka_send *out,
-                      char *err, size_t errlen);
+int wka_msg_from_amqp(const uint8_t *raw, size_t len, const char *link_address,
+                      uint8_t link_routing, struct wka_send *out, char *err, size_t errlen);
 
 /*
  * The bytes of a transfer for a delivered hmsg: an AMQP message kept intact
@@ -62,6 +62,45 @@ ssize_t wka_msg_to_amqp(pn_message_t *scratch, const struct hmsg *m, uint32_t de
  */
 void wka_msg_payload(const struct hmsg *m, char *fmt, size_t fmtcap, const uint8_t **p,
                      size_t *len);
+
+/* ---- worker_amqp_scan.c: AMQP 1.0 encoded values read in place ---- */
+
+/* A cursor over encoded bytes: [p, end). */
+struct wka_cur {
+    const uint8_t *p, *end;
+};
+
+/*
+ * One scanned value. code: its constructor (after any descriptor);
+ * fixed-width values: u holds the big-endian payload (up to 8 bytes), p/len
+ * the bytes; binary/string/symbol: p/len the bytes; list/map/array: p/len
+ * the elements after the count, count their number (a map counts keys and
+ * values). described/desc: a described value and its ulong descriptor
+ * (UINT64_MAX for a symbolic one). Pointers are into the scanned bytes.
+ */
+struct wka_val {
+    uint8_t code;
+    bool described;
+    uint64_t desc;
+    uint64_t u;
+    const uint8_t *p;
+    uint32_t len, count;
+};
+
+/* Reads one value at c (compounds checked to the end); 0 or -EBADMSG. */
+int wka_scan(struct wka_cur *c, struct wka_val *v);
+/* The payload of a value whose constructor byte was already read. */
+int wka_scan_body(struct wka_cur *c, uint8_t code, struct wka_val *v, int depth);
+void wka_val_enter(const struct wka_val *v, struct wka_cur *in);
+bool wka_val_is_ulong(const struct wka_val *v);
+bool wka_val_is_null(const struct wka_val *v);
+bool wka_val_is_compound(const struct wka_val *v);
+bool wka_val_is_str(const struct wka_val *v);
+bool wka_val_is_sym(const struct wka_val *v);
+bool wka_val_is_bin(const struct wka_val *v);
+bool wka_val_bool(const struct wka_val *v, bool dflt);
+uint64_t wka_val_uint(const struct wka_val *v, uint64_t dflt);
+int64_t wka_val_int(const struct wka_val *v, int64_t dflt);
 
 /* ---- worker_amqp_sasl.c ---- */
 

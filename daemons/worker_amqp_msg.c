@@ -50,120 +50,115 @@ static struct msgproto_bytes as_str(const char *p, size_t n)
     return (struct msgproto_bytes){(const uint8_t *)p, (uint32_t)n};
 }
 
-static struct msgproto_bytes cstr(const char *s)
+/* A text field (string or symbol) as an hmsg str; "" when absent or not one. */
+static struct msgproto_bytes val_text(const struct wka_val *v)
 {
-    return as_str(s, s ? strlen(s) : 0);
+    if (!wka_val_is_str(v) && !wka_val_is_sym(v))
+        return msgproto_str("");
+    return as_str((const char *)v->p, v->len);
 }
 
 /* A message-id / correlation-id (ulong, uuid, binary or string) as text. */
-static struct msgproto_bytes id_text(pn_data_t *d, char *buf, size_t cap)
+static struct msgproto_bytes id_text(const struct wka_val *v, char *buf, size_t cap)
 {
-    pn_data_rewind(d);
-    if (!pn_data_next(d))
-        return msgproto_str("");
-    switch (pn_data_type(d)) {
-    case PN_STRING: {
-        pn_bytes_t b = pn_data_get_string(d);
-        return as_str(b.start, b.size);
-    }
-    case PN_SYMBOL: {
-        pn_bytes_t b = pn_data_get_symbol(d);
-        return as_str(b.start, b.size);
-    }
-    case PN_ULONG:
-        snprintf(buf, cap, "%" PRIu64, pn_data_get_ulong(d));
+    if (wka_val_is_str(v) || wka_val_is_sym(v))
+        return as_str((const char *)v->p, v->len);
+    if (wka_val_is_ulong(v)) {
+        snprintf(buf, cap, "%" PRIu64, wka_val_uint(v, 0));
         return msgproto_str(buf);
-    case PN_UUID: {
-        pn_uuid_t u = pn_data_get_uuid(d);
-        const unsigned char *b = (const unsigned char *)u.bytes;
+    }
+    if (v->code == 0x98) {
+        const uint8_t *b = v->p;
         snprintf(buf, cap,
                  "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
                  b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
                  b[14], b[15]);
         return msgproto_str(buf);
     }
-    case PN_BINARY: {
-        pn_bytes_t b = pn_data_get_binary(d);
+    if (wka_val_is_bin(v)) {
         size_t o = 0;
-        for (size_t i = 0; i < b.size && o + 3 < cap; i++)
-            o += (size_t)snprintf(buf + o, cap - o, "%02x", (unsigned char)b.start[i]);
+        for (uint32_t i = 0; i < v->len && o + 3 < cap; i++)
+            o += (size_t)snprintf(buf + o, cap - o, "%02x", v->p[i]);
         buf[o] = 0;
         return msgproto_str(buf);
     }
-    default:
-        return msgproto_str("");
-    }
+    return msgproto_str("");
+}
+
+static double be_double(uint64_t u)
+{
+    double d;
+
+    memcpy(&d, &u, sizeof(d));
+    return d;
+}
+
+static float be_float(uint32_t u)
+{
+    float f;
+
+    memcpy(&f, &u, sizeof(f));
+    return f;
 }
 
 /* One application property value → hmsg property. Returns false to skip it. */
-static bool prop_value(pn_data_t *d, struct hmsg_prop *p)
+static bool prop_value(const struct wka_val *v, struct hmsg_prop *p)
 {
-    switch (pn_data_type(d)) {
-    case PN_NULL: p->type = HMSG_PROP_NULL; return true;
-    case PN_BOOL: p->type = HMSG_PROP_BOOL; p->v.b = pn_data_get_bool(d); return true;
-    case PN_UBYTE: p->type = HMSG_PROP_INT64; p->v.i = pn_data_get_ubyte(d); return true;
-    case PN_BYTE: p->type = HMSG_PROP_INT64; p->v.i = (int64_t)(int)pn_data_get_byte(d); return true;
-    case PN_USHORT: p->type = HMSG_PROP_INT64; p->v.i = pn_data_get_ushort(d); return true;
-    case PN_SHORT: p->type = HMSG_PROP_INT64; p->v.i = pn_data_get_short(d); return true;
-    case PN_UINT: p->type = HMSG_PROP_INT64; p->v.i = pn_data_get_uint(d); return true;
-    case PN_INT: p->type = HMSG_PROP_INT64; p->v.i = pn_data_get_int(d); return true;
-    case PN_CHAR: p->type = HMSG_PROP_INT64; p->v.i = pn_data_get_char(d); return true;
-    case PN_LONG: p->type = HMSG_PROP_INT64; p->v.i = pn_data_get_long(d); return true;
-    case PN_TIMESTAMP: p->type = HMSG_PROP_INT64; p->v.i = pn_data_get_timestamp(d); return true;
-    case PN_ULONG:
-        if (pn_data_get_ulong(d) > INT64_MAX)
+    switch (v->code) {
+    case 0x40: p->type = HMSG_PROP_NULL; return true;
+    case 0x41: case 0x42: case 0x56:
+        p->type = HMSG_PROP_BOOL;
+        p->v.b = wka_val_bool(v, false);
+        return true;
+    case 0x43: case 0x50: case 0x52: case 0x60: case 0x70:
+        p->type = HMSG_PROP_INT64;
+        p->v.i = (int64_t)wka_val_uint(v, 0);
+        return true;
+    case 0x73: p->type = HMSG_PROP_INT64; p->v.i = (int64_t)v->u; return true; /* char */
+    case 0x51: case 0x54: case 0x55: case 0x61: case 0x71: case 0x81: case 0x83:
+        p->type = HMSG_PROP_INT64;
+        p->v.i = wka_val_int(v, 0);
+        return true;
+    case 0x44: case 0x53: case 0x80:
+        if (wka_val_uint(v, 0) > INT64_MAX)
             return false;
         p->type = HMSG_PROP_INT64;
-        p->v.i = (int64_t)pn_data_get_ulong(d);
+        p->v.i = (int64_t)wka_val_uint(v, 0);
         return true;
-    case PN_FLOAT: p->type = HMSG_PROP_DOUBLE; p->v.d = pn_data_get_float(d); return true;
-    case PN_DOUBLE: p->type = HMSG_PROP_DOUBLE; p->v.d = pn_data_get_double(d); return true;
-    case PN_STRING:
-    case PN_SYMBOL: {
-        pn_bytes_t b = pn_data_type(d) == PN_STRING ? pn_data_get_string(d)
-                                                    : pn_data_get_symbol(d);
-        if (b.size > MSGPROTO_STR_MAX || memchr(b.start, 0, b.size))
+    case 0x72: p->type = HMSG_PROP_DOUBLE; p->v.d = be_float((uint32_t)v->u); return true;
+    case 0x82: p->type = HMSG_PROP_DOUBLE; p->v.d = be_double(v->u); return true;
+    case 0xa1: case 0xb1: case 0xa3: case 0xb3:
+        if (v->len > MSGPROTO_STR_MAX || memchr(v->p, 0, v->len))
             return false;
         p->type = HMSG_PROP_STRING;
-        p->v.bytes = (struct msgproto_bytes){(const uint8_t *)b.start, (uint32_t)b.size};
+        p->v.bytes = (struct msgproto_bytes){v->p, v->len};
         return true;
-    }
-    case PN_BINARY: {
-        pn_bytes_t b = pn_data_get_binary(d);
+    case 0xa0: case 0xb0:
         p->type = HMSG_PROP_BINARY;
-        p->v.bytes = (struct msgproto_bytes){(const uint8_t *)b.start, (uint32_t)b.size};
+        p->v.bytes = (struct msgproto_bytes){v->p, v->len};
         return true;
-    }
     default:
         return false; /* lists, maps, decimals...: kept in the raw sections only */
     }
 }
 
 /* Application properties → props_scratch; the _AMQ_DUPL_ID one also into out. */
-static uint32_t collect_props(pn_message_t *msg, struct wka_send *out)
+static uint32_t collect_props(const struct wka_val *map, struct wka_send *out)
 {
-    pn_data_t *d = pn_message_properties(msg);
+    struct wka_cur in;
+    struct wka_val key, val;
     uint32_t n = 0;
 
-    pn_data_rewind(d);
-    if (!pn_data_next(d) || pn_data_type(d) != PN_MAP)
-        return 0;
-    pn_data_enter(d);
-    while (n < PROPS_MAX && pn_data_next(d)) {
-        pn_bytes_t key = {0, NULL};
-        if (pn_data_type(d) == PN_STRING)
-            key = pn_data_get_string(d);
-        else if (pn_data_type(d) == PN_SYMBOL)
-            key = pn_data_get_symbol(d);
-        if (!pn_data_next(d))
-            break;
-        if (!key.size || key.size > MSGPROTO_STR_MAX || memchr(key.start, 0, key.size))
+    wka_val_enter(map, &in);
+    while (n < PROPS_MAX && wka_scan(&in, &key) == 0 && wka_scan(&in, &val) == 0) {
+        if ((!wka_val_is_str(&key) && !wka_val_is_sym(&key)) || !key.len ||
+            key.len > MSGPROTO_STR_MAX || memchr(key.p, 0, key.len))
             continue;
         struct hmsg_prop *p = &props_scratch[n];
-        p->name = (struct msgproto_bytes){(const uint8_t *)key.start, (uint32_t)key.size};
-        if (!prop_value(d, p))
+        p->name = (struct msgproto_bytes){key.p, key.len};
+        if (!prop_value(&val, p))
             continue;
-        if (key.size == 12 && memcmp(key.start, "_AMQ_DUPL_ID", 12) == 0 &&
+        if (key.len == 12 && memcmp(key.p, "_AMQ_DUPL_ID", 12) == 0 &&
             (p->type == HMSG_PROP_STRING || p->type == HMSG_PROP_BINARY) &&
             p->v.bytes.len <= sizeof(out->dup_id)) {
             memcpy(out->dup_id, p->v.bytes.p, p->v.bytes.len);
@@ -171,28 +166,22 @@ static uint32_t collect_props(pn_message_t *msg, struct wka_send *out)
         }
         n++;
     }
-    pn_data_exit(d);
     return n;
 }
 
 /* x-opt-jms-dest (qpid-jms, Artemis): 0 queue, 1 topic, 2 temp queue, 3 temp topic. */
-static uint8_t relay_routing(pn_message_t *msg)
+static uint8_t relay_routing(const struct wka_val *map)
 {
-    pn_data_t *d = pn_message_annotations(msg);
+    struct wka_cur in;
+    struct wka_val key, val;
 
-    pn_data_rewind(d);
-    if (!pn_data_next(d) || pn_data_type(d) != PN_MAP)
+    if (!map)
         return MSGPROTO_ROUTING_UNSPECIFIED;
-    pn_data_enter(d);
-    while (pn_data_next(d)) {
-        bool match = pn_data_type(d) == PN_SYMBOL &&
-                     pn_data_get_symbol(d).size == 14 &&
-                     memcmp(pn_data_get_symbol(d).start, "x-opt-jms-dest", 14) == 0;
-        if (!pn_data_next(d))
-            break;
-        if (match && pn_data_type(d) == PN_BYTE)
-            return (pn_data_get_byte(d) & 1) ? MSGPROTO_MULTICAST : MSGPROTO_ANYCAST;
-    }
+    wka_val_enter(map, &in);
+    while (wka_scan(&in, &key) == 0 && wka_scan(&in, &val) == 0)
+        if (wka_val_is_sym(&key) && key.len == 14 && memcmp(key.p, "x-opt-jms-dest", 14) == 0 &&
+            val.code == 0x51)
+            return (val.u & 1) ? MSGPROTO_MULTICAST : MSGPROTO_ANYCAST;
     return MSGPROTO_ROUTING_UNSPECIFIED;
 }
 
@@ -210,29 +199,90 @@ static const char *strip_prefix(const char *a, uint8_t *routing)
     return a;
 }
 
-int wka_msg_from_amqp(pn_message_t *msg, const uint8_t *raw, size_t len, const char *link_address,
-                      uint8_t link_routing, struct wka_send *out, char *err, size_t errlen)
-{
-    struct hmsg m = {0};
-    char idbuf[2][80];
-    int64_t now = wall_ms();
+/* The sections of a message we read fields from (NULL/zero when absent). */
+struct sections {
+    struct wka_val header, annotations, properties, app_props;
+    bool has_header, has_annotations, has_properties, has_app_props;
+};
 
-    memset(out, 0, sizeof(*out));
-    pn_message_clear(msg);
-    if (pn_message_decode(msg, (const char *)raw, len) != 0) {
-        snprintf(err, errlen, "undecodable message: %s",
-                 pn_error_text(pn_message_error(msg)));
-        return -EBADMSG;
+/* Field i of a list section, or a null value when the list is shorter. */
+static void list_fields(const struct wka_val *list, struct wka_val *f, int nf)
+{
+    struct wka_cur in;
+    int i = 0;
+
+    for (int k = 0; k < nf; k++)
+        f[k] = (struct wka_val){.code = 0x40};
+    if (!list)
+        return;
+    wka_val_enter(list, &in);
+    while (i < nf && wka_scan(&in, &f[i]) == 0)
+        i++;
+}
+
+/* Walks the sections: each a described value with a known code and the right type. */
+static int scan_sections(const uint8_t *raw, size_t len, struct sections *s, char *err,
+                         size_t errlen)
+{
+    struct wka_cur c = {raw, raw + len};
+    struct wka_val v;
+
+    memset(s, 0, sizeof(*s));
+    while (c.p < c.end) {
+        size_t at = (size_t)(c.p - raw);
+        if (wka_scan(&c, &v) < 0) {
+            snprintf(err, errlen, "undecodable message: malformed value at byte %zu", at);
+            return -EBADMSG;
+        }
+        bool list = v.code == 0x45 || v.code == 0xc0 || v.code == 0xd0;
+        bool map = v.code == 0xc1 || v.code == 0xd1;
+        bool ok = v.described;
+        switch (ok ? v.desc : UINT64_MAX) {
+        case 0x70: ok = list; s->header = v; s->has_header = true; break;
+        case 0x71: case 0x78: ok = map || wka_val_is_null(&v); break;
+        case 0x72:
+            ok = map || wka_val_is_null(&v);
+            s->annotations = v;
+            s->has_annotations = map;
+            break;
+        case 0x73: ok = list; s->properties = v; s->has_properties = true; break;
+        case 0x74:
+            ok = map || wka_val_is_null(&v);
+            s->app_props = v;
+            s->has_app_props = map;
+            break;
+        case 0x75: ok = wka_val_is_bin(&v); break;
+        case 0x76: ok = list; break;
+        case 0x77: break;
+        default: ok = false; break;
+        }
+        if (!ok) {
+            snprintf(err, errlen, "undecodable message: byte %zu is not a message section", at);
+            return -EBADMSG;
+        }
     }
+    return 0;
+}
+
+/* Copies the target address (the link's, or the `to` field's for the relay). */
+static int take_address(const char *link_address, const struct wka_val *to, struct wka_send *out,
+                        char *err, size_t errlen)
+{
+    char buf[sizeof(out->address)];
     const char *addr = link_address;
-    out->routing = link_routing;
+
     if (!addr) {
-        addr = pn_message_get_address(msg);
-        out->routing = relay_routing(msg);
-    }
-    if (!addr || !addr[0]) {
-        snprintf(err, errlen, "the anonymous relay needs the message's 'to' address");
-        return -EDESTADDRREQ;
+        if ((!wka_val_is_str(to) && !wka_val_is_sym(to)) || !to->len) {
+            snprintf(err, errlen, "the anonymous relay needs the message's 'to' address");
+            return -EDESTADDRREQ;
+        }
+        if (to->len >= sizeof(buf) || memchr(to->p, 0, to->len)) {
+            snprintf(err, errlen, "address empty or longer than %zu bytes", sizeof(buf) - 1);
+            return -ENAMETOOLONG;
+        }
+        memcpy(buf, to->p, to->len);
+        buf[to->len] = 0;
+        addr = buf;
     }
     addr = strip_prefix(addr, &out->routing);
     if (strlen(addr) >= sizeof(out->address) || !addr[0]) {
@@ -240,10 +290,35 @@ int wka_msg_from_amqp(pn_message_t *msg, const uint8_t *raw, size_t len, const c
         return -ENAMETOOLONG;
     }
     snprintf(out->address, sizeof(out->address), "%s", addr);
-    out->durable = pn_message_is_durable(msg);
-    out->priority = pn_message_get_priority(msg) > 9 ? 9 : pn_message_get_priority(msg);
-    pn_timestamp_t exp = pn_message_get_expiry_time(msg);
-    pn_millis_t ttl = pn_message_get_ttl(msg);
+    return 0;
+}
+
+int wka_msg_from_amqp(const uint8_t *raw, size_t len, const char *link_address,
+                      uint8_t link_routing, struct wka_send *out, char *err, size_t errlen)
+{
+    struct hmsg m = {0};
+    struct sections s;
+    struct wka_val h[3], p[13];
+    char idbuf[2][80];
+    int64_t now = wall_ms();
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    r = scan_sections(raw, len, &s, err, errlen);
+    if (r < 0)
+        return r;
+    list_fields(s.has_header ? &s.header : NULL, h, 3);
+    list_fields(s.has_properties ? &s.properties : NULL, p, 13);
+    out->routing = link_address ? link_routing
+                                : relay_routing(s.has_annotations ? &s.annotations : NULL);
+    r = take_address(link_address, &p[2], out, err, errlen);
+    if (r < 0)
+        return r;
+    out->durable = wka_val_bool(&h[0], false);
+    uint64_t prio = wka_val_uint(&h[1], 4);
+    out->priority = prio > 9 ? 9 : (uint8_t)prio;
+    int64_t exp = wka_val_int(&p[8], 0);
+    uint64_t ttl = wka_val_uint(&h[2], 0);
     out->expiration = exp > 0 ? exp : ttl ? now + (int64_t)ttl : 0;
 
     m.routing = out->routing;
@@ -251,17 +326,17 @@ int wka_msg_from_amqp(pn_message_t *msg, const uint8_t *raw, size_t len, const c
     m.priority = out->priority;
     m.body_type = HMSG_BODY_AMQP;
     m.expiration = out->expiration;
-    m.timestamp = pn_message_get_creation_time(msg) > 0 ? pn_message_get_creation_time(msg) : now;
+    int64_t created = wka_val_int(&p[9], 0);
+    m.timestamp = created > 0 ? created : now;
     m.address = msgproto_str(out->address);
-    m.message_id = id_text(pn_message_id(msg), idbuf[0], sizeof(idbuf[0]));
-    m.correlation_id = id_text(pn_message_correlation_id(msg), idbuf[1], sizeof(idbuf[1]));
-    m.reply_to = cstr(pn_message_get_reply_to(msg));
-    m.content_type = cstr(pn_message_get_content_type(msg));
-    pn_bytes_t uid = pn_message_get_user_id(msg);
-    m.user_id = as_str(uid.start, uid.size);
-    m.subject = cstr(pn_message_get_subject(msg));
-    m.group_id = cstr(pn_message_get_group_id(msg));
-    m.nprops = collect_props(msg, out);
+    m.message_id = id_text(&p[0], idbuf[0], sizeof(idbuf[0]));
+    m.correlation_id = id_text(&p[5], idbuf[1], sizeof(idbuf[1]));
+    m.reply_to = val_text(&p[4]);
+    m.content_type = val_text(&p[6]);
+    m.user_id = wka_val_is_bin(&p[1]) ? as_str((const char *)p[1].p, p[1].len) : msgproto_str("");
+    m.subject = val_text(&p[3]);
+    m.group_id = val_text(&p[10]);
+    m.nprops = s.has_app_props ? collect_props(&s.app_props, out) : 0;
     m.props = props_scratch;
     m.body = (struct msgproto_bytes){raw, (uint32_t)len};
     ssize_t n = hmsg_encode(&m, NULL, 0);

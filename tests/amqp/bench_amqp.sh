@@ -4,6 +4,8 @@
 # acknowledging each, for SECS seconds:
 #   1. hamq over AMQP   (hamq perf client --persistent --max-pending W)
 #   2. hamq over STOMP  (hamq-stomp-load -p 1 -c 1 -w W --persistent)
+#   then one RATIO line: both rates over the SECS of sending, their ratio, and the
+#   broker's CPU (core + workers, user+sys) per message for each protocol;
 #   3. RabbitMQ over AMQP 1.0 (rabbitmq_amqp1_0 plugin), with --rabbitmq, when
 #      /usr/sbin/rabbitmq-server exists and port 5672 is free.
 # Usage: bench_amqp.sh [BUILDDIR] [SECS] [WINDOW] [--rabbitmq]
@@ -19,12 +21,31 @@ trap 'kill $jpid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
   --instance bamqp$off >"$work/broker.log" 2>&1 &
 jpid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$((5672 + off))) 2>/dev/null && break; sleep 0.1; done
+# CPU ticks (user+sys) of the broker's processes: the core and its workers.
+bpids="$jpid $(pgrep -P $jpid | tr '\n' ' ')"
+ticks() { local t=0; for p in $bpids; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat 2>/dev/null || echo 0))); done; echo $t; }
+hz=$(getconf CLK_TCK)
+# Rates are messages over the SECS of sending: hamq perf's own "msg/sec" divides by
+# its whole run, which includes up to 2 s of waiting for the last acknowledgements.
 echo "== hamq AMQP: perf client --persistent --message-size 1024 --max-pending $win --duration $secs"
+t0=$(ticks)
 "$build/tools/hamq" perf client --url tcp://127.0.0.1:$((5672 + off)) --persistent \
-  --message-size 1024 --max-pending "$win" --duration "$secs" queue://bench.amqp | grep -E "^--- (total|aggregated|result)"
+  --message-size 1024 --max-pending "$win" --duration "$secs" queue://bench.amqp >"$work/amqp.out" 2>&1
+t1=$(ticks)
+grep -E "^--- (total|aggregated|result)" "$work/amqp.out"
+amqp_n=$(awk '/^--- total received:/ {print $4}' "$work/amqp.out")
 echo "== hamq STOMP: hamq-stomp-load -p 1 -c 1 -w $win -s 1024 --persistent -d $secs"
 "$build/tools/hamq-stomp-load" -P $((61613 + off)) -D /queue/bench.stomp -p 1 -c 1 -w "$win" \
-  -s 1024 --persistent -d "$secs" 2>&1 | tail -6
+  -s 1024 --persistent -d "$secs" >"$work/stomp.out" 2>&1
+t2=$(ticks)
+tail -6 "$work/stomp.out"
+stomp_n=$(sed -n 's/.* consumed=\([0-9]*\).*/\1/p' "$work/stomp.out")
+awk -v a="${amqp_n:-0}" -v s="${stomp_n:-0}" -v secs="$secs" -v ta=$((t1 - t0)) -v ts=$((t2 - t1)) \
+  -v hz="$hz" 'BEGIN {
+    am = a / secs; sm = s / secs
+    printf "RATIO amqp_mps=%.0f stomp_mps=%.0f amqp/stomp=%.2f", am, sm, sm ? am / sm : 0
+    printf " broker_cpu_us_per_msg amqp=%.2f stomp=%.2f\n", a ? ta * 1e6 / hz / a : 0, s ? ts * 1e6 / hz / s : 0
+  }'
 if [ "$rabbit" = --rabbitmq ] && [ -x /usr/sbin/rabbitmq-server ]; then
   if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
     echo "== RabbitMQ: port 5672 busy, skipped"

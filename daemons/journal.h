@@ -75,8 +75,25 @@ void jd_worker_hello(struct journald *j, uint32_t slot);
 
 /* journal_store.c */
 int jd_config_check(const struct hamq_config *c, char *err, size_t errlen);
-int jd_store_open(struct journald *j, char *err, size_t errlen);
+void jd_core_config(const struct journald *j, struct core_config *cc);
+struct core_engine *jd_engine_new(struct journald *j);
+uint32_t jd_dup_limit(const struct journald *j); /* duplicate ids kept per address */
+/* Opens the store (adopting *adopt's index when adopt is not NULL: store_open_adopt). */
+int jd_store_open(struct journald *j, struct store_follower **adopt, char *err, size_t errlen);
+/* Rebuilds the engine from the open store (queues the engine lacks, messages, dup ids). */
 int jd_store_restore(struct journald *j);
+/* Pieces of that restore, shared with the warm standby (journal_standby.c). */
+struct jd_ref_list {
+    struct store_live_ref *v;
+    size_t n, cap;
+};
+typedef long (*jd_body_reader)(void *src, uint64_t msg_id, void *buf, size_t len);
+int jd_collect_ref(void *ctx, const struct store_live_ref *ref); /* ctx: jd_ref_list */
+/* Restores messages and refs in message id order (sorts l). */
+int jd_restore_refs(struct journald *j, struct jd_ref_list *l, jd_body_reader read_body,
+                    void *src);
+int jd_restore_binding(void *ctx, const struct store_binding *b); /* ctx: journald */
+int jd_restore_dup(void *ctx, const char *address, const void *id, size_t len);
 void jd_store_close(struct journald *j);
 extern const struct core_persist_ops jd_persist_ops;
 
@@ -87,6 +104,9 @@ void jd_spawn_stop(struct journald *j);
 
 /* journal_standby.c */
 int jd_standby_run(struct journald *j, bool *promoted);
+/* After a promotion: opens the store adopting the follower's index and finishes the
+   warm engine (j->engine), or leaves j->engine NULL when it was not warm. */
+int jd_standby_open_store(struct journald *j, char *err, size_t errlen);
 int jd_lsn_map(struct journald *j, bool create);
 void jd_lsn_publish(struct journald *j, uint64_t lsn);
 

@@ -207,24 +207,12 @@ static int store_exit_code(int r)
     }
 }
 
-static int start(struct journald *j)
+/* A new engine rebuilt from the open store: reads every live message back. */
+static int cold_restore(struct journald *j)
 {
-    struct core_config cc;
-    char err[1024];
     int r;
 
-    if ((r = jd_store_open(j, err, sizeof(err))) < 0) {
-        log_err("cannot open the store %s: %s", j->cfg.store, err);
-        return store_exit_code(r);
-    }
-    core_config_defaults(&cc);
-    cc.auto_create = j->cfg.auto_create;
-    cc.max_delivery_attempts = (uint32_t)j->cfg.max_delivery_attempts;
-    cc.max_message_size = j->cfg.max_message_size;
-    cc.max_memory = j->cfg.max_memory;
-    snprintf(cc.dead_letter_address, sizeof(cc.dead_letter_address), "%s",
-             j->cfg.dead_letter_address);
-    j->engine = core_new(&cc, &jd_io_ops, j, &jd_persist_ops, j);
+    j->engine = jd_engine_new(j);
     if (!j->engine) {
         log_err("cannot create the broker engine: out of memory");
         return HAMQ_EXIT_INTERNAL;
@@ -233,6 +221,22 @@ static int start(struct journald *j)
         log_err("cannot rebuild queues from the store %s: %s", j->cfg.store, strerror(-r));
         return HAMQ_EXIT_STORE_CORRUPT;
     }
+    return 0;
+}
+
+static int start(struct journald *j)
+{
+    char err[1024];
+    int r;
+
+    r = j->standby ? jd_standby_open_store(j, err, sizeof(err))
+                   : jd_store_open(j, NULL, err, sizeof(err));
+    if (r < 0) {
+        log_err("cannot open the store %s: %s", j->cfg.store, err);
+        return store_exit_code(r);
+    }
+    if (!j->engine && (r = cold_restore(j)) != 0) /* else a warm standby's engine */
+        return r;
     if (jd_link_open(j, err, sizeof(err)) < 0) {
         log_err("cannot create the shared-memory segment of instance '%s': %s",
                 j->cfg.instance, err);

@@ -8,12 +8,24 @@
  * reported (the supervisor copies it from the live's heartbeats into the LSN
  * file), or, before any report, up to what later records prove synced.
  *
+ * Warm engine: the standby also keeps a broker engine current while it
+ * follows. It is seeded once from the follower's index (queues from the
+ * bindings, every live message read back, duplicate ids), then the store's
+ * observer (store.h) reports each reference added, acked or recounted and each
+ * duplicate id as the follower applies them, and the engine's restore calls
+ * mirror them. Any mismatch (a queue the bindings do not name, a read that
+ * fails) drops the engine ("cold"): promotion then rebuilds it from the store,
+ * slower but the same result. Memory: the standby holds the bodies the live
+ * holds.
+ *
  * Promotion: SIGUSR1 from the supervisor (sent once, after it took live.lock,
- * saw writer.lock free and raised store.epoch). The follower is closed and
- * hamq-journal goes on with its normal start: store_open takes writer.lock,
- * re-reads and verifies the tail from disk (CRC of every record after the
- * checkpoint; a torn, never-synced tail is cut, not served), restores the
- * engine and spawns the workers. SIGTERM/SIGINT: clean exit, nothing written.
+ * saw writer.lock free and raised store.epoch). store_open_adopt takes
+ * writer.lock and the follower's index, and reads, verifies and replays only
+ * what the follower had not applied (a torn, never-synced tail is cut, not
+ * served) — through the observer, so the warm engine sees it too. Queues are
+ * checked against the bindings, the engine's restore is finished, and the
+ * workers are spawned: the cost is the tail, not the store.
+ * SIGTERM/SIGINT: clean exit, nothing written.
  * While standby the process dies with its supervisor (PR_SET_PDEATHSIG); once
  * promoted it does not: a live core outlives its supervisor and keeps
  * writer.lock, which is what keeps a backup from going live beside it.
@@ -30,6 +42,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -94,15 +107,186 @@ struct standby {
     struct store_follower *f;
     uint64_t last_err_log_ms;
     bool warm;
+    bool engine_ok;   /* j->engine mirrors the follower's index */
+    uint8_t *buf;     /* body read buffer */
+    size_t cap;
 };
+
+static struct standby standby_state; /* one per process: hamq-journal --standby */
+
+static void engine_drop(struct standby *sb)
+{
+    if (sb->f)
+        store_follow_observe(sb->f, NULL, NULL);
+    sb->engine_ok = false;
+    core_free(sb->j->engine);
+    sb->j->engine = NULL;
+}
+
+/* The engine no longer mirrors the store: drop it (promotion rebuilds it). */
+static void engine_cold(struct standby *sb, const char *why, int err)
+{
+    if (sb->engine_ok)
+        log_warn("standby: the warm engine is dropped (%s: %s); a promotion will rebuild it "
+                 "from the store",
+                 why, strerror(-err));
+    engine_drop(sb);
+}
+
+static int restore_missing_queues(struct standby *sb)
+{
+    char err[1024];
+    int r = store_read_bindings(sb->j->cfg.store, jd_restore_binding, sb->j, err, sizeof err);
+    if (r < 0)
+        log_warn("standby: cannot read the bindings: %s", err);
+    return r;
+}
+
+static long read_body_follower(void *src, uint64_t msg_id, void *buf, size_t len)
+{
+    return store_follow_read_body(src, msg_id, buf, len);
+}
+
+static void ob_ref_add(void *ctx, uint64_t msg_id, uint64_t queue_id, uint32_t body_len,
+                       store_body_fn read, void *src)
+{
+    struct standby *sb = ctx;
+    struct core_engine *e = sb->j->engine;
+    int r = 0;
+
+    if (!sb->engine_ok)
+        return;
+    if (!core_has_queue_id(e, queue_id) && (r = restore_missing_queues(sb)) == 0 &&
+        !core_has_queue_id(e, queue_id))
+        r = -ENOENT;
+    if (r < 0) {
+        engine_cold(sb, "a reference to a queue the bindings do not name", r);
+        return;
+    }
+    if (!core_restore_has_message(e, msg_id)) {
+        if (body_len > sb->cap) {
+            uint8_t *nb = realloc(sb->buf, body_len);
+            if (!nb) {
+                engine_cold(sb, "reading a message body", -ENOMEM);
+                return;
+            }
+            sb->buf = nb;
+            sb->cap = body_len;
+        }
+        long n = read(src, msg_id, sb->buf, sb->cap);
+        r = n < 0 ? (int)n : n != (long)body_len ? -EIO
+                                                  : core_restore_message(e, msg_id, sb->buf,
+                                                                         (size_t)n);
+        if (r < 0) {
+            engine_cold(sb, "reading a message body", r);
+            return;
+        }
+    }
+    /* the reference keeps the message now (-EINVAL: a second reference, released) */
+    if ((r = core_restore_ref(e, msg_id, queue_id, 0)) < 0 ||
+        ((r = core_restore_release(e, msg_id)) < 0 && r != -EINVAL))
+        engine_cold(sb, "adding a reference", r);
+}
+
+static void ob_ack(void *ctx, uint64_t msg_id, uint64_t queue_id)
+{
+    struct standby *sb = ctx;
+    int r;
+
+    if (sb->engine_ok && (r = core_restore_ack(sb->j->engine, msg_id, queue_id)) < 0)
+        engine_cold(sb, "an acknowledgement", r);
+}
+
+static void ob_dcount(void *ctx, uint64_t msg_id, uint64_t queue_id, uint32_t count)
+{
+    struct standby *sb = ctx;
+    int r;
+
+    if (sb->engine_ok &&
+        (r = core_restore_delivery_count(sb->j->engine, msg_id, queue_id, count)) < 0)
+        engine_cold(sb, "a delivery count", r);
+}
+
+static void ob_dup_id(void *ctx, const char *address, size_t alen, const void *id, size_t len)
+{
+    struct standby *sb = ctx;
+    char a[JNL_DUP_ADDRESS_MAX + 1];
+    int r;
+
+    if (!sb->engine_ok)
+        return;
+    if (alen > JNL_DUP_ADDRESS_MAX) {
+        engine_cold(sb, "a duplicate id", -ENAMETOOLONG);
+        return;
+    }
+    memcpy(a, address, alen);
+    a[alen] = 0;
+    if ((r = core_restore_duplicate_id(sb->j->engine, a, id, len)) < 0)
+        engine_cold(sb, "a duplicate id", r);
+}
+
+static int count_binding(void *ctx, const struct store_binding *b)
+{
+    size_t *n = ctx;
+
+    (void)b;
+    (*n)++;
+    return 0;
+}
+
+static const struct store_observer standby_observer = {
+    .ref_add = ob_ref_add,
+    .ack = ob_ack,
+    .dcount = ob_dcount,
+    .dup_id = ob_dup_id,
+};
+
+static int seed_dup(void *ctx, const char *address, const void *id, size_t len)
+{
+    return jd_restore_dup(ctx, address, id, len);
+}
+
+/* A fresh engine holding what the (just opened) follower holds, then observed. */
+static void engine_seed(struct standby *sb)
+{
+    struct journald *j = sb->j;
+    struct jd_ref_list l = {0};
+    int r;
+
+    core_free(j->engine);
+    j->engine = jd_engine_new(j);
+    if (!j->engine) {
+        sb->engine_ok = true; /* so that the warning is logged */
+        engine_cold(sb, "creating the engine", -ENOMEM);
+        return;
+    }
+    sb->engine_ok = true;
+    store_follow_set_dup_limit(sb->f, jd_dup_limit(j));
+    r = restore_missing_queues(sb);
+    if (r == 0)
+        r = store_follow_foreach_live(sb->f, jd_collect_ref, &l);
+    if (r == 0)
+        r = jd_restore_refs(j, &l, read_body_follower, sb->f);
+    if (r == 0)
+        r = store_follow_foreach_duplicate_id(sb->f, seed_dup, j);
+    free(l.v);
+    if (r < 0) {
+        engine_cold(sb, "seeding from the follower", r);
+        return;
+    }
+    store_follow_observe(sb->f, &standby_observer, sb);
+    log_info("standby: engine seeded with %zu message reference(s) from the follower", l.n);
+}
 
 /* (Re)opens the follower; a store nobody wrote yet is not an error here. */
 static void follow_open(struct standby *sb)
 {
     char err[1024];
     int r = store_follow_open(sb->j->cfg.store, &sb->f, err, sizeof err);
-    if (r == 0)
+    if (r == 0) {
+        engine_seed(sb);
         return;
+    }
     sb->f = NULL;
     uint64_t now = mono_ms();
     if (now - sb->last_err_log_ms >= STANDBY_RETRY_LOG_MS) {
@@ -122,6 +306,7 @@ static void follow_step(struct standby *sb)
         return; /* a segment was compacted away under us: read again next time */
     if (r < 0) {
         log_info("standby: reopening the follower (%s)", strerror(-r));
+        engine_drop(sb); /* seeded again from the reopened follower */
         store_follow_close(sb->f);
         sb->f = NULL;
         return;
@@ -139,8 +324,10 @@ static void follow_step(struct standby *sb)
 int jd_standby_run(struct journald *j, bool *promoted)
 {
     sigset_t set;
-    struct standby sb = {.j = j};
+    struct standby *sb = &standby_state;
     int code = HAMQ_EXIT_OK;
+
+    *sb = (struct standby){.j = j};
 
     *promoted = false;
     sigemptyset(&set);
@@ -177,10 +364,10 @@ int jd_standby_run(struct journald *j, bool *promoted)
             log_info("standby: stopping on signal %u", si.ssi_signo);
             break;
         }
-        follow_step(&sb);
+        follow_step(sb);
     }
     if (*promoted) {
-        uint64_t applied = sb.f ? store_follow_applied_lsn(sb.f) : 0;
+        uint64_t applied = sb->f ? store_follow_applied_lsn(sb->f) : 0;
         log_event(LOG_NOTICE, "promote",
                   "standby: promoted at applied LSN %" PRIu64 " (live reported %" PRIu64
                   "): taking writer.lock and verifying the tail",
@@ -188,7 +375,55 @@ int jd_standby_run(struct journald *j, bool *promoted)
         prctl(PR_SET_PDEATHSIG, 0);
         signal(SIGUSR1, SIG_IGN); /* a repeated promotion is a no-op */
     }
-    store_follow_close(sb.f);
+    if (!*promoted) {
+        store_follow_close(sb->f);
+        sb->f = NULL;
+        engine_drop(sb);
+        free(sb->buf);
+        sb->buf = NULL;
+    }
     close(sfd);
     return code;
+}
+
+/* The engine's queues must be exactly the durable queues of the bindings. */
+static int finish_warm_engine(struct standby *sb)
+{
+    struct journald *j = sb->j;
+    int r = store_foreach_binding(j->store, jd_restore_binding, j);
+    size_t nb = 0;
+
+    if (r == 0)
+        r = store_foreach_binding(j->store, count_binding, &nb);
+    if (r == 0 && core_durable_queue_count(j->engine) != nb)
+        r = -EUCLEAN; /* a queue was deleted on the live since we seeded */
+    if (r == 0)
+        r = core_restore_done(j->engine);
+    return r;
+}
+
+int jd_standby_open_store(struct journald *j, char *err, size_t errlen)
+{
+    struct standby *sb = &standby_state;
+    struct timespec t0, t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!sb->f) /* nothing was followed (empty store): a plain open */
+        return jd_store_open(j, NULL, err, errlen);
+    int r = jd_store_open(j, &sb->f, err, errlen); /* consumes the follower */
+    free(sb->buf);
+    sb->buf = NULL;
+    if (r < 0) {
+        engine_cold(sb, "promotion", r);
+        return r;
+    }
+    if (sb->engine_ok && (r = finish_warm_engine(sb)) < 0)
+        engine_cold(sb, "checking its queues against the bindings", r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    struct store_recovery rec;
+    store_recovery_info(j->store, &rec);
+    log_info("standby: store adopted in %.1f ms (%" PRIu64 " tail record(s) replayed), engine %s",
+             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+             rec.records, sb->engine_ok ? "warm" : "cold: rebuilding it from the store");
+    return 0;
 }

@@ -201,20 +201,45 @@ int jd_config_check(const struct hamq_config *c, char *err, size_t errlen)
     return 0;
 }
 
-int jd_store_open(struct journald *j, char *err, size_t errlen)
+void jd_core_config(const struct journald *j, struct core_config *cc)
+{
+    core_config_defaults(cc);
+    cc->auto_create = j->cfg.auto_create;
+    cc->max_delivery_attempts = (uint32_t)j->cfg.max_delivery_attempts;
+    cc->max_message_size = j->cfg.max_message_size;
+    cc->max_memory = j->cfg.max_memory;
+    snprintf(cc->dead_letter_address, sizeof(cc->dead_letter_address), "%s",
+             j->cfg.dead_letter_address);
+}
+
+uint32_t jd_dup_limit(const struct journald *j)
+{
+    struct core_config cc;
+
+    jd_core_config(j, &cc);
+    return cc.id_cache_size;
+}
+
+struct core_engine *jd_engine_new(struct journald *j)
+{
+    struct core_config cc;
+
+    jd_core_config(j, &cc);
+    return core_new(&cc, &jd_io_ops, j, &jd_persist_ops, j);
+}
+
+int jd_store_open(struct journald *j, struct store_follower **adopt, char *err, size_t errlen)
 {
     struct store_opts o;
     int r;
 
-    struct core_config cc;
-
     store_opts_init(&o, &j->cfg);
-    core_config_defaults(&cc);
-    o.dup_ids_per_address = cc.id_cache_size; /* the engine's cache, kept across restarts */
+    o.dup_ids_per_address = jd_dup_limit(j); /* the engine's cache, kept across restarts */
     o.dir = j->cfg.store;
     o.on_durable = on_durable;
     o.ctx = j;
-    r = store_open(&o, &j->store, err, errlen);
+    r = adopt ? store_open_adopt(&o, adopt, &j->store, err, errlen)
+              : store_open(&o, &j->store, err, errlen);
     if (r < 0)
         return r;
     if ((r = evloop_add_fd(j->loop, store_event_fd(j->store), EPOLLIN, on_store_event, j,
@@ -226,9 +251,11 @@ int jd_store_open(struct journald *j, char *err, size_t errlen)
     return 0;
 }
 
-static int restore_binding(void *ctx, const struct store_binding *b)
+int jd_restore_binding(void *ctx, const struct store_binding *b)
 {
     struct journald *j = ctx;
+    if (core_has_queue_id(j->engine, b->queue_id))
+        return 0; /* a warm standby's engine has it already */
     struct core_queue_info q = {
         .id = b->queue_id,
         .name = b->name,
@@ -244,14 +271,9 @@ static int restore_binding(void *ctx, const struct store_binding *b)
     return r < 0 ? r : 0;
 }
 
-struct ref_list {
-    struct store_live_ref *v;
-    size_t n, cap;
-};
-
-static int collect_ref(void *ctx, const struct store_live_ref *ref)
+int jd_collect_ref(void *ctx, const struct store_live_ref *ref)
 {
-    struct ref_list *l = ctx;
+    struct jd_ref_list *l = ctx;
 
     if (l->n == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 1024;
@@ -272,7 +294,13 @@ static int by_msg_id(const void *a, const void *b)
     return x->msg_id < y->msg_id ? -1 : x->msg_id > y->msg_id;
 }
 
-static int restore_refs(struct journald *j, struct ref_list *l)
+static long read_body_store(void *src, uint64_t msg_id, void *buf, size_t len)
+{
+    return store_read_body(src, msg_id, buf, len);
+}
+
+int jd_restore_refs(struct journald *j, struct jd_ref_list *l, jd_body_reader read_body,
+                    void *src)
 {
     uint8_t *buf = NULL;
     size_t cap = 0;
@@ -294,7 +322,7 @@ static int restore_refs(struct journald *j, struct ref_list *l)
                 buf = nb;
                 cap = ref->body_len;
             }
-            long n = store_read_body(j->store, ref->msg_id, buf, cap);
+            long n = read_body(src, ref->msg_id, buf, cap);
             if (n < 0) {
                 log_err("cannot read message %llu back from the store: %s",
                         (unsigned long long)ref->msg_id, strerror((int)-n));
@@ -302,7 +330,13 @@ static int restore_refs(struct journald *j, struct ref_list *l)
                 break;
             }
             r = core_restore_message(j->engine, ref->msg_id, buf, (size_t)n);
+            if (r == 0)
+                r = core_restore_ref(j->engine, ref->msg_id, ref->queue_id,
+                                     ref->delivery_count);
+            if (r == 0) /* its reference keeps it now: nothing left for restore_done */
+                r = core_restore_release(j->engine, ref->msg_id);
             last = ref->msg_id;
+            continue;
         }
         if (r == 0)
             r = core_restore_ref(j->engine, ref->msg_id, ref->queue_id, ref->delivery_count);
@@ -311,7 +345,7 @@ static int restore_refs(struct journald *j, struct ref_list *l)
     return r;
 }
 
-static int restore_dup(void *ctx, const char *address, const void *id, size_t len)
+int jd_restore_dup(void *ctx, const char *address, const void *id, size_t len)
 {
     struct journald *j = ctx;
     int r = core_restore_duplicate_id(j->engine, address, id, len);
@@ -323,16 +357,16 @@ static int restore_dup(void *ctx, const char *address, const void *id, size_t le
 
 int jd_store_restore(struct journald *j)
 {
-    struct ref_list l = {0};
+    struct jd_ref_list l = {0};
     int r;
 
-    r = store_foreach_binding(j->store, restore_binding, j);
+    r = store_foreach_binding(j->store, jd_restore_binding, j);
     if (r == 0)
-        r = store_foreach_live(j->store, collect_ref, &l);
+        r = store_foreach_live(j->store, jd_collect_ref, &l);
     if (r == 0)
-        r = restore_refs(j, &l);
+        r = jd_restore_refs(j, &l, read_body_store, j->store);
     if (r == 0)
-        r = store_foreach_duplicate_id(j->store, restore_dup, j);
+        r = store_foreach_duplicate_id(j->store, jd_restore_dup, j);
     if (r == 0)
         r = core_restore_done(j->engine);
     if (r == 0)

@@ -41,7 +41,8 @@ struct core_engine *core_new(const struct core_config *cfg, const struct core_io
     hmap_init(&e->queues);
     hmap_init(&e->queue_ids);
     hmap_init(&e->conns);
-    hmap_init(&e->restore_msgs);
+    u64map_init(&e->restore_msgs);
+    u64map_init(&e->restore_ref1);
     hmap_init(&e->restore_refs);
     dl_init(&e->pending);
     dl_init(&e->dirty);
@@ -53,12 +54,19 @@ struct core_engine *core_new(const struct core_config *cfg, const struct core_io
 
 static void free_restore_leftovers(struct core_engine *e)
 {
-    size_t b = 0;
-    const struct hmap_ent *it = NULL;
-    struct core_msg *m;
-    while ((m = hmap_next(&e->restore_msgs, &b, &it)))
-        msg_put(e, m); /* the hold taken by core_restore_message */
-    hmap_free(&e->restore_msgs);
+    size_t pos = 0;
+    struct u64map_entry *en;
+    /* a warm standby released every hold as it went: no walk over its messages */
+    while (e->restore_held && (en = u64map_next(&e->restore_msgs, &pos))) {
+        struct core_msg *m = en->val;
+        if (m->restore_held) {
+            m->restore_held = false;
+            e->restore_held--;
+            msg_put(e, m); /* the hold taken by core_restore_message */
+        }
+    }
+    u64map_free(&e->restore_msgs);
+    u64map_free(&e->restore_ref1);
     hmap_free(&e->restore_refs);
 }
 
@@ -484,29 +492,57 @@ int core_restore_queue(struct core_engine *e, const struct core_queue_info *qi)
 
 int core_restore_message(struct core_engine *e, uint64_t msg_id, const void *data, size_t len)
 {
-    if (!msg_id || hmap_get(&e->restore_msgs, &msg_id, sizeof(msg_id)))
+    if (!msg_id || u64map_get(&e->restore_msgs, msg_id))
         return -EEXIST;
     struct core_msg *m = msg_new(e, data, len, msg_id);
     if (!m)
         return -EBADMSG;
     m->durable = m->persisted = true;
-    m->refs = 1; /* held by restore_msgs until core_restore_done */
-    if (hmap_put(&e->restore_msgs, &msg_id, sizeof(msg_id), m) < 0) {
+    m->refs = 1; /* held by restore_msgs until core_restore_done (or _release) */
+    m->restore_held = true;
+    if (u64map_put(&e->restore_msgs, msg_id, m) < 0) {
         msg_free(e, m);
         return -ENOMEM;
     }
+    e->restore_held++;
+    if (msg_id >= e->next_msg_id)
+        e->next_msg_id = msg_id + 1;
     return 0;
+}
+
+int core_restore_release(struct core_engine *e, uint64_t msg_id)
+{
+    struct core_msg *m = u64map_get(&e->restore_msgs, msg_id);
+    if (!m)
+        return -ENOENT;
+    if (!m->restore_held || m->refs < 2)
+        return -EINVAL; /* only a message some reference keeps */
+    m->restore_held = false;
+    e->restore_held--;
+    m->refs--;
+    return 0;
+}
+
+/* The restored reference of msg_id in queue_id; removes it from the maps if del. */
+static struct core_ref *restored_ref(struct core_engine *e, uint64_t msg_id, uint64_t queue_id,
+                                     bool del)
+{
+    struct core_ref *r = u64map_get(&e->restore_ref1, msg_id);
+    if (r && r->q->id == queue_id)
+        return del ? u64map_del(&e->restore_ref1, msg_id) : r;
+    uint64_t key[2] = {msg_id, queue_id};
+    return del ? hmap_del(&e->restore_refs, key, sizeof(key))
+               : hmap_get(&e->restore_refs, key, sizeof(key));
 }
 
 int core_restore_ref(struct core_engine *e, uint64_t msg_id, uint64_t queue_id,
                      uint32_t delivery_count)
 {
-    struct core_msg *m = hmap_get(&e->restore_msgs, &msg_id, sizeof(msg_id));
+    struct core_msg *m = u64map_get(&e->restore_msgs, msg_id);
     struct core_queue *q = hmap_get(&e->queue_ids, &queue_id, sizeof(queue_id));
     if (!m || !q)
         return -ENOENT;
-    uint64_t key[2] = {msg_id, queue_id};
-    if (hmap_get(&e->restore_refs, key, sizeof(key)))
+    if (restored_ref(e, msg_id, queue_id, false))
         return -EEXIST;
     e->no_persist = true; /* it is in the store already */
     struct core_ref *r = ref_add(e, q, m);
@@ -516,18 +552,61 @@ int core_restore_ref(struct core_engine *e, uint64_t msg_id, uint64_t queue_id,
     r->persisted = true;
     r->delivery_count = delivery_count;
     r->delivered_before = delivery_count > 0;
+    if (!u64map_get(&e->restore_ref1, msg_id))
+        return u64map_put(&e->restore_ref1, msg_id, r);
+    uint64_t key[2] = {msg_id, queue_id};
     return hmap_put(&e->restore_refs, key, sizeof(key), r);
 }
 
 int core_restore_ack(struct core_engine *e, uint64_t msg_id, uint64_t queue_id)
 {
-    uint64_t key[2] = {msg_id, queue_id};
-    struct core_ref *r = hmap_del(&e->restore_refs, key, sizeof(key));
+    struct core_ref *r = restored_ref(e, msg_id, queue_id, true);
     if (!r)
         return -ENOENT;
+    struct core_msg *m = r->m;
     r->persisted = false; /* already acknowledged in the store */
+    /* its last reference (plus the hold, if any): restore_msgs must not keep it */
+    bool last = m->refs == 1 + (m->restore_held ? 1u : 0u);
+    if (last)
+        u64map_del(&e->restore_msgs, msg_id);
+    if (last && m->restore_held) {
+        m->restore_held = false; /* a standby follows for long: free it now */
+        e->restore_held--;
+        m->refs--; /* ref_remove below drops the last one and frees it */
+    }
     ref_remove(e, r, RM_DROP);
     return 0;
+}
+
+int core_restore_delivery_count(struct core_engine *e, uint64_t msg_id, uint64_t queue_id,
+                                uint32_t count)
+{
+    struct core_ref *r = restored_ref(e, msg_id, queue_id, false);
+    if (!r)
+        return -ENOENT;
+    r->delivery_count = count;
+    r->delivered_before = count > 0;
+    return 0;
+}
+
+bool core_restore_has_message(struct core_engine *e, uint64_t msg_id)
+{
+    return u64map_get(&e->restore_msgs, msg_id) != NULL;
+}
+
+bool core_has_queue_id(struct core_engine *e, uint64_t queue_id)
+{
+    return hmap_get(&e->queue_ids, &queue_id, sizeof(queue_id)) != NULL;
+}
+
+size_t core_durable_queue_count(struct core_engine *e)
+{
+    size_t b = 0, n = 0;
+    const struct hmap_ent *it = NULL;
+    struct core_queue *q;
+    while ((q = hmap_next(&e->queue_ids, &b, &it)))
+        n += q->durable;
+    return n;
 }
 
 int core_restore_duplicate_id(struct core_engine *e, const char *address, const void *id,
@@ -546,12 +625,6 @@ int core_restore_duplicate_id(struct core_engine *e, const char *address, const 
 
 int core_restore_done(struct core_engine *e)
 {
-    size_t b = 0;
-    const struct hmap_ent *it = NULL;
-    struct core_msg *m;
-    while ((m = hmap_next(&e->restore_msgs, &b, &it)))
-        if (m->id >= e->next_msg_id)
-            e->next_msg_id = m->id + 1;
-    free_restore_leftovers(e);
+    free_restore_leftovers(e); /* next_msg_id was raised by core_restore_message */
     return 0;
 }

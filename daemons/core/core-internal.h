@@ -34,6 +34,7 @@
 #include "core-util.h"
 #include "core.h"
 #include "hamq/msgproto.h"
+#include "hamq/u64map.h"
 
 #define CORE_ROUTE_ANY (1u << MSGPROTO_ANYCAST)
 #define CORE_ROUTE_MULTI (1u << MSGPROTO_MULTICAST)
@@ -163,7 +164,12 @@ struct core_engine {
     const struct core_persist_ops *persist;
     void *persist_ctx;
     struct hmap addresses, queues, queue_ids, conns;
-    struct hmap restore_msgs, restore_refs; /* only between restore calls */
+    /* Only between restore calls (a warm standby: for as long as it follows).
+     * Open addressing, not chained entries: a standby holding a million
+     * messages frees them with a few free()s at promotion, not two million. */
+    struct u64map restore_msgs;  /* msg id -> core_msg */
+    struct u64map restore_ref1;  /* msg id -> its first restored core_ref */
+    struct hmap restore_refs;    /* {msg id, queue id} -> the others (multicast) */
     uint64_t restore_held; /* messages restore_msgs still holds a reference of */
     uint64_t next_msg_id, next_queue_id, next_serial;
     uint64_t durable_lsn, op_lsn;

@@ -192,6 +192,20 @@ int core_restore_message(struct core_engine *e, uint64_t msg_id, const void *dat
 int core_restore_ref(struct core_engine *e, uint64_t msg_id, uint64_t queue_id,
                      uint32_t delivery_count);
 int core_restore_ack(struct core_engine *e, uint64_t msg_id, uint64_t queue_id);
+int core_restore_delivery_count(struct core_engine *e, uint64_t msg_id, uint64_t queue_id,
+                                uint32_t count);
+bool core_restore_has_message(struct core_engine *e, uint64_t msg_id);
+/* Drops the restore's own hold on a message that has a reference now, so that
+   core_restore_done() need not walk every message (-EINVAL if none has it). */
+int core_restore_release(struct core_engine *e, uint64_t msg_id);
+/*
+ * A warm standby (journal_standby.c) calls the restore functions above for as
+ * long as it follows the live's journal, acks included (a message whose last
+ * reference is acked is freed at once), and core_restore_done() only when it
+ * is promoted. These two let it check its queues against the bindings then.
+ */
+bool core_has_queue_id(struct core_engine *e, uint64_t queue_id);
+size_t core_durable_queue_count(struct core_engine *e);
 int core_restore_duplicate_id(struct core_engine *e, const char *address, const void *id,
                               size_t len);
 int core_restore_done(struct core_engine *e);

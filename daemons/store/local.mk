@@ -17,9 +17,12 @@ STORE_UNIT_TESTS = tests/store/test_crc32c tests/store/test_store_basic \
 	tests/store/test_store_recovery tests/store/test_store_crashloop \
 	tests/store/test_store_checkpoint tests/store/test_store_follow \
 	tests/store/test_store_crashpoints tests/store/test_store_dupids \
-	tests/store/test_store_large
+	tests/store/test_store_large tests/store/test_store_adopt
 check_PROGRAMS += $(STORE_UNIT_TESTS)
 TESTS += $(STORE_UNIT_TESTS)
+tests_store_test_store_adopt_SOURCES = tests/store/test_store_adopt.c $(STORE_TESTLIB)
+tests_store_test_store_adopt_CFLAGS = $(STORE_TEST_CFLAGS)
+tests_store_test_store_adopt_LDADD = $(STORE_TEST_LIBS)
 tests_store_test_crc32c_SOURCES = tests/store/test_crc32c.c $(STORE_TESTLIB)
 tests_store_test_crc32c_CFLAGS = $(STORE_TEST_CFLAGS)
 tests_store_test_crc32c_LDADD = $(STORE_TEST_LIBS)

@@ -203,7 +203,22 @@ static int apply_cb(void *ctx, const struct jnl_rec_header *h, const void *paylo
                     uint32_t off)
 {
     struct store *s = ctx;
-    return idx_apply(&s->idx, h, payload, seq, off);
+    int r = idx_apply(&s->idx, h, payload, seq, off);
+    if (r < 0 || !s->adopting || (h->flags & JNL_F_TX) ||
+        (h->type != JNL_REC_MSG_ADD && h->type != JNL_REC_LARGE_ADD))
+        return r;
+    if (s->nfresh == s->capfresh) { /* messages the tail added: idx_finish_adoption */
+        size_t n = s->capfresh ? s->capfresh * 2 : 256;
+        uint64_t *v = realloc(s->fresh, n * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        s->fresh = v;
+        s->capfresh = n;
+    }
+    uint64_t id;
+    memcpy(&id, payload, sizeof id); /* both payloads start with the message id */
+    s->fresh[s->nfresh++] = id;
+    return 0;
 }
 
 /* The epoch stamped in the header of message segment seq. */
@@ -227,7 +242,20 @@ static int seg_epoch(const struct store *s, uint64_t seq, uint64_t *epoch, char 
     return r;
 }
 
-static int recover_messages(struct store *s, char *err, size_t errlen)
+static long read_body_cb(void *src, uint64_t msg_id, void *buf, size_t len)
+{
+    return store_read_body(src, msg_id, buf, len);
+}
+
+/* Where replay starts when a follower's index is adopted (store_open_adopt). */
+struct adopt_from {
+    uint64_t seq;
+    uint32_t off;
+    uint64_t lsn;
+};
+
+static int recover_messages(struct store *s, const struct adopt_from *from, char *err,
+                            size_t errlen)
 {
     struct scan_params p = {
         .dir = s->jdir,
@@ -245,6 +273,15 @@ static int recover_messages(struct store *s, char *err, size_t errlen)
     if (r < 0 && r != -ENOENT)
         return r;
     if (r == 0) {
+        s->ckpt_first_seq = cp.first_live_seq;
+        s->ckpt_begin_seq = cp.begin_seq;
+    }
+    if (from) { /* the index is the follower's: replay only what it had not applied */
+        s->adopting = true;
+        p.start_seq = from->seq;
+        p.start_off = from->off;
+        p.start_lsn = from->lsn;
+    } else if (r == 0) {
         uint64_t seq = 0;
         uint32_t off = 0;
         r = ckpt_load(s->jdir, &cp, &s->idx, &p.start_lsn, &seq, &off, err, errlen);
@@ -252,8 +289,6 @@ static int recover_messages(struct store *s, char *err, size_t errlen)
             return r;
         p.start_seq = seq;
         p.start_off = off;
-        s->ckpt_first_seq = cp.first_live_seq;
-        s->ckpt_begin_seq = cp.begin_seq;
     }
     r = scan_recover(&p, &res, err, errlen);
     if (r < 0)
@@ -266,18 +301,27 @@ static int recover_messages(struct store *s, char *err, size_t errlen)
                           s->jdir, res.max_epoch, s->epoch);
     s->rec.records = res.records;
     s->rec.next_lsn = res.next_lsn;
-    s->rec.from_checkpoint = p.start_seq != 0;
+    s->rec.from_checkpoint = p.start_seq != 0 && !from;
+    s->rec.adopted = from != NULL;
     s->rec.torn = res.torn;
     s->rec.truncated_corrupt = res.truncated_corrupt;
     s->rec.ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     uint64_t dtx, dmsg;
-    idx_finish_recovery(&s->idx, &dtx, &dmsg);
-    s->rec.index_bytes = idx_memory(&s->idx);
-    log_info("store: recovered %s: %" PRIu64 " records replayed in %.1f ms, %zu live messages, "
-             "next LSN %" PRIu64 "%s%s",
+    s->idx.obs = NULL; /* the standby's engine saw the tail; the writer reports nothing */
+    if (from) { /* no walk over a million messages at a failover */
+        idx_finish_adoption(&s->idx, s->fresh, s->nfresh, &dtx, &dmsg);
+        free(s->fresh);
+        s->fresh = NULL;
+        s->adopting = false;
+    } else {
+        idx_finish_recovery(&s->idx, &dtx, &dmsg);
+        s->rec.index_bytes = idx_memory(&s->idx);
+    }
+    log_info("store: recovered %s: %" PRIu64 " records replayed in %.1f ms%s, %zu live "
+             "messages, next LSN %" PRIu64 "%s%s",
              s->jdir, res.records,
              (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-             s->idx.nmsgs, res.next_lsn, res.torn ? " (torn tail cut)" : "",
+             from ? " after the standby's index" : "", s->idx.nmsgs, res.next_lsn, res.torn ? " (torn tail cut)" : "",
              res.truncated_corrupt ? " (CUT AT CORRUPTION)" : "");
     if (dtx || dmsg)
         log_info("store: dropped %" PRIu64 " unfinished transactions and %" PRIu64
@@ -305,16 +349,31 @@ static int recover_messages(struct store *s, char *err, size_t errlen)
     return writer_resume(s, seq, off, res.next_lsn, err, errlen);
 }
 
-int store_open(const struct store_opts *opts, struct store **out, char *err, size_t errlen)
+static int open_store(const struct store_opts *opts, struct store_follower **f,
+                      struct store **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (!opts || !opts->dir || !opts->dir[0])
-        return store_errf(err, errlen, -EINVAL, "store: no store directory given");
-    if (strlen(opts->dir) > 4000)
+    struct idx adopted;
+    struct adopt_from from = {0};
+    if (f && *f) {
+        follow_detach(*f, &adopted, &from.seq, &from.off, &from.lsn);
+        *f = NULL;
+    } else {
+        f = NULL;
+    }
+    if (!opts || !opts->dir || !opts->dir[0] || strlen(opts->dir) > 4000) {
+        if (f)
+            idx_free(&adopted);
+        if (!opts || !opts->dir || !opts->dir[0])
+            return store_errf(err, errlen, -EINVAL, "store: no store directory given");
         return store_errf(err, errlen, -ENAMETOOLONG, "%s: path too long", opts->dir);
+    }
     struct store *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!s) {
+        if (f)
+            idx_free(&adopted);
         return store_errf(err, errlen, -ENOMEM, "store: out of memory");
+    }
     s->o = *opts;
     normalize_opts(&s->o);
     snprintf(s->dir, sizeof s->dir, "%s", opts->dir);
@@ -324,7 +383,12 @@ int store_open(const struct store_opts *opts, struct store **out, char *err, siz
     snprintf(s->ldir, sizeof s->ldir, "%s/" JNL_LARGE_DIR, s->dir);
     s->lock_fd = -1;
     s->efd = -1;
-    idx_init(&s->idx);
+    if (f) {
+        s->idx = adopted;
+        s->idx.obs_read = read_body_cb; /* the tail's bodies are read from this store */
+        s->idx.obs_src = s;
+    } else
+        idx_init(&s->idx);
     s->idx.dup_limit = s->o.dup_ids_per_address;
     int r = make_layout(s, err, errlen);
     if (r == 0)
@@ -336,7 +400,8 @@ int store_open(const struct store_opts *opts, struct store **out, char *err, siz
     if (r == 0)
         r = bindings_open(s, err, errlen);
     if (r == 0)
-        r = recover_messages(s, err, errlen);
+        r = recover_messages(s, f ? &from : NULL, err, errlen);
+    s->idx.obs = NULL;
     if (r == 0)
         r = large_recover(s, err, errlen);
     struct jnl_epoch ep = {.epoch = s->epoch, .started_ns = (uint64_t)time(NULL) * 1000000000ull};
@@ -351,6 +416,17 @@ int store_open(const struct store_opts *opts, struct store **out, char *err, siz
     }
     *out = s;
     return 0;
+}
+
+int store_open(const struct store_opts *opts, struct store **out, char *err, size_t errlen)
+{
+    return open_store(opts, NULL, out, err, errlen);
+}
+
+int store_open_adopt(const struct store_opts *opts, struct store_follower **f,
+                     struct store **out, char *err, size_t errlen)
+{
+    return open_store(opts, f, out, err, errlen);
 }
 
 void store_close(struct store *s)
@@ -370,6 +446,7 @@ void store_close(struct store *s)
     writer_fini(s);
     bindings_close(s);
     idx_free(&s->idx);
+    free(s->fresh);
     free(s->dead);
     if (s->lock_fd >= 0)
         close(s->lock_fd); /* releases writer.lock */

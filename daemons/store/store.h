@@ -140,10 +140,12 @@ struct store_recovery {
     uint64_t records;        /* replayed (after the checkpoint, if one was used) */
     uint64_t next_lsn;
     bool from_checkpoint;
+    bool adopted;            /* store_open_adopt: the index came from a follower */
     bool torn;               /* a torn tail was cut */
     bool truncated_corrupt;  /* allow_truncate_corrupt cut the journal at corruption */
     double ms;               /* wall time of the message journal recovery */
-    uint64_t index_bytes;    /* memory of the live index after recovery */
+    uint64_t index_bytes;    /* memory of the live index after recovery (0 when adopted:
+                                it is a walk over every message) */
 };
 void store_recovery_info(const struct store *s, struct store_recovery *out);
 
@@ -219,5 +221,48 @@ long store_follow_read_body(struct store_follower *f, uint64_t msg_id, void *buf
 /* The duplicate ids the follower has applied (the default 20000 per address). */
 int store_follow_foreach_duplicate_id(struct store_follower *f, store_dup_cb cb, void *ctx);
 void store_follow_close(struct store_follower *f);
+
+/*
+ * Warm standby (HA): what applying records changed in a follower's index, so
+ * that a standby can keep a broker engine current while it follows. Called
+ * from store_follow_poll() after the index changed, in LSN order, with
+ * transactional records only at their COMMIT: ref_add for a new reference
+ * (read(src, msg_id, buf, len), valid during the call, reads its message's
+ * body like store_read_body), ack for a reference removed, dcount for a delivery count set, dup_id
+ * for a duplicate id kept (address is NOT NUL-terminated: alen bytes). A
+ * follower opened from a checkpoint holds live messages it never reported:
+ * walk them once with store_follow_foreach_live before relying on the calls.
+ * Also called by store_open_adopt() for the tail it replays, then never again.
+ */
+typedef long (*store_body_fn)(void *src, uint64_t msg_id, void *buf, size_t len);
+struct store_observer {
+    void (*ref_add)(void *ctx, uint64_t msg_id, uint64_t queue_id, uint32_t body_len,
+                    store_body_fn read, void *src);
+    void (*ack)(void *ctx, uint64_t msg_id, uint64_t queue_id);
+    void (*dcount)(void *ctx, uint64_t msg_id, uint64_t queue_id, uint32_t count);
+    void (*dup_id)(void *ctx, const char *address, size_t alen, const void *id, size_t len);
+};
+/* ob NULL = no more calls. */
+void store_follow_observe(struct store_follower *f, const struct store_observer *ob, void *ctx);
+/* Keeps the newest n duplicate ids per address (0 = JNL_DUP_IDS_DEFAULT), as the writer will. */
+void store_follow_set_dup_limit(struct store_follower *f, uint32_t n);
+
+/*
+ * Promotion of a warm standby: store_open(), except that the live index is
+ * taken from the follower *f instead of being rebuilt from the checkpoint and
+ * the journal. Only the records the follower had not applied yet are read from
+ * disk, verified and replayed (a torn, never-synced tail is cut, as at any
+ * start), through the follower's observer if it has one. Consumes *f (sets it
+ * to NULL) whatever the result. Cost: the tail, not the store.
+ */
+int store_open_adopt(const struct store_opts *opts, struct store_follower **f,
+                     struct store **out, char *err, size_t errlen);
+
+/*
+ * Reads the bindings of the store at dir without writing or locking anything
+ * (a standby learning about queues the live created). -errno with err set.
+ */
+int store_read_bindings(const char *dir, store_binding_cb cb, void *ctx, char *err,
+                        size_t errlen);
 
 #endif

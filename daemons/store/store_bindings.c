@@ -366,3 +366,39 @@ void bindings_close(struct store *s)
     free(B);
     s->bind = NULL;
 }
+
+int store_read_bindings(const char *dir, store_binding_cb cb, void *ctx, char *err,
+                        size_t errlen)
+{
+    char bdir[4200];
+    snprintf(bdir, sizeof bdir, "%.4000s/bindings", dir);
+    struct seg_list l;
+    int r = seg_list_dir(bdir, false, &l, err, errlen);
+    if (r < 0)
+        return r;
+    if (l.n == 0) {
+        seg_list_free(&l);
+        return 0;
+    }
+    /* only the highest segment is live (a finished rewrite leaves older ones behind) */
+    struct store_bindings B = {.fd = -1};
+    struct scan_params p = {.dir = bdir, .kind = JNL_KIND_BINDINGS, .writer = false,
+                            .start_seq = l.v[l.n - 1].seq, .apply = bind_apply, .ctx = &B};
+    seg_list_free(&l);
+    struct scan_result res;
+    r = scan_recover(&p, &res, err, errlen);
+    for (size_t i = 0; r == 0 && i < B.n; i++) {
+        const struct bnode *n = &B.v[i];
+        struct store_binding b = {.queue_id = n->queue_id,
+                                  .address = n->address,
+                                  .name = n->name,
+                                  .filter = n->filter,
+                                  .routing = n->routing ? STORE_MULTICAST : STORE_ANYCAST,
+                                  .durable = n->durable};
+        r = cb(ctx, &b);
+    }
+    for (size_t i = 0; i < B.n; i++)
+        bnode_free(&B.v[i]);
+    free(B.v);
+    return r;
+}

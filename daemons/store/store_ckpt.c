@@ -452,10 +452,22 @@ int ckpt_after_durable(struct store *s)
     return 0;
 }
 
+/*
+ * A checkpoint is a snapshot of the whole index, written in one loop iteration:
+ * with a million live messages it is ~50 MB of records. Taking one every
+ * checkpoint_bytes whatever its size would make the snapshots cost more than the
+ * replay they save (quadratic in the live set) and stall the loop again and
+ * again, so the threshold is also at least 4x the snapshot: at most a fifth of
+ * what is written is checkpoint, and replay stays bounded by 4 snapshots.
+ */
 void store_maybe_checkpoint(struct store *s)
 {
+    uint64_t snapshot = (uint64_t)s->idx.nmsgs *
+                        (sizeof(struct jnl_ckpt_msg) + sizeof(struct jnl_ckpt_ref));
+    uint64_t threshold = s->o.checkpoint_bytes > 4 * snapshot ? s->o.checkpoint_bytes
+                                                              : 4 * snapshot;
     if (!s->o.checkpoint_bytes || s->ckpt_pending || s->in_maintenance ||
-        s->bytes_since_ckpt < s->o.checkpoint_bytes)
+        s->bytes_since_ckpt < threshold)
         return;
     (void)ckpt_append(s); /* logged inside; the next threshold retries */
 }

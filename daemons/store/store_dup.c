@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store.h"
 #include "store_index.h"
 
 #define DUP_MIN_SLOTS 64u
@@ -136,7 +137,10 @@ int idx_dup_apply(struct idx *x, const void *payload, size_t len)
     if (len != sizeof d + (size_t)d.address_len + d.id_len)
         return -EINVAL;
     const char *p = (const char *)payload + sizeof d;
-    return idx_dup_add(x, p, d.address_len, p + d.address_len, d.id_len);
+    int r = idx_dup_add(x, p, d.address_len, p + d.address_len, d.id_len);
+    if (r == 0 && x->obs)
+        x->obs->dup_id(x->obs_ctx, p, d.address_len, p + d.address_len, d.id_len);
+    return r;
 }
 
 struct idx_dupaddr *idx_dup_next(const struct idx *x, size_t *pos)

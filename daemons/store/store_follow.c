@@ -327,6 +327,42 @@ int store_follow_foreach_duplicate_id(struct store_follower *f, store_dup_cb cb,
     return store_dup_walk(&f->idx, cb, ctx);
 }
 
+static long f_read_body(void *src, uint64_t msg_id, void *buf, size_t len)
+{
+    return store_follow_read_body(src, msg_id, buf, len);
+}
+
+void store_follow_observe(struct store_follower *f, const struct store_observer *ob, void *ctx)
+{
+    f->idx.obs = ob;
+    f->idx.obs_ctx = ctx;
+    f->idx.obs_read = f_read_body;
+    f->idx.obs_src = f;
+}
+
+void store_follow_set_dup_limit(struct store_follower *f, uint32_t n)
+{
+    f->idx.dup_limit = n;
+}
+
+void follow_detach(struct store_follower *f, struct idx *into, uint64_t *seq, uint32_t *off,
+                   uint64_t *lsn)
+{
+    if (f->qlen) { /* read but not applied: the adopter reads it again and decides */
+        const struct pend *p = &f->q[f->qhead];
+        *seq = p->seq;
+        *off = p->off;
+        *lsn = p->h.lsn;
+    } else {
+        *seq = f->seq;
+        *off = f->seq ? (uint32_t)f->off : 0;
+        *lsn = f->expected;
+    }
+    *into = f->idx;
+    idx_init(&f->idx);
+    store_follow_close(f);
+}
+
 void store_follow_close(struct store_follower *f)
 {
     if (!f)

@@ -7,6 +7,8 @@
  */
 #include "store_index.h"
 
+#include "store.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,27 +303,42 @@ static int apply_op(struct idx *x, const struct idx_txop *op)
         if (!idx_find(x, op->msg_id))
             return 0; /* acknowledged since it was copied */
         return idx_put_msg(x, op->msg_id, op->seq, op->off, op->len);
-    case JNL_REC_REF_ADD:
+    case JNL_REC_REF_ADD: {
         m = idx_find(x, op->msg_id);
         if (!m) {
             x->orphans++;
             return 0;
         }
-        return ref_find(m, op->queue_id) ? 0 : idx_put_ref(x, m, op->queue_id, 0);
+        if (ref_find(m, op->queue_id))
+            return 0;
+        int r = idx_put_ref(x, m, op->queue_id, 0);
+        if (r == 0 && x->obs)
+            x->obs->ref_add(x->obs_ctx, op->msg_id, op->queue_id, idx_body_len(m), x->obs_read,
+                            x->obs_src);
+        return r;
+    }
     case JNL_REC_ACK:
         m = idx_find(x, op->msg_id);
-        if (!m)
+        if (!m) {
             x->orphans++;
-        else
+        } else if (x->obs && ref_find(m, op->queue_id)) {
             ref_delete(x, m, op->queue_id);
+            x->obs->ack(x->obs_ctx, op->msg_id, op->queue_id);
+        } else {
+            ref_delete(x, m, op->queue_id);
+        }
         return 0;
-    case JNL_REC_DCOUNT:
+    case JNL_REC_DCOUNT: {
         m = idx_find(x, op->msg_id);
         if (!m || !ref_find(m, op->queue_id)) {
             x->orphans++;
             return 0;
         }
-        return idx_put_ref(x, m, op->queue_id, op->count);
+        int r = idx_put_ref(x, m, op->queue_id, op->count);
+        if (r == 0 && x->obs)
+            x->obs->dcount(x->obs_ctx, op->msg_id, op->queue_id, op->count);
+        return r;
+    }
     default:
         return 0;
     }
@@ -437,10 +454,8 @@ int idx_apply(struct idx *x, const struct jnl_rec_header *h, const void *payload
     }
 }
 
-void idx_finish_recovery(struct idx *x, uint64_t *dropped_tx, uint64_t *dropped_msgs)
+static void drop_unfinished_txs(struct idx *x, uint64_t *dropped_tx)
 {
-    *dropped_tx = 0;
-    *dropped_msgs = 0;
     for (struct idx_tx **p = &x->txs; *p;) {
         struct idx_tx *t = *p;
         if (t->prepared) {
@@ -451,6 +466,13 @@ void idx_finish_recovery(struct idx *x, uint64_t *dropped_tx, uint64_t *dropped_
         tx_free(t);
         (*dropped_tx)++;
     }
+}
+
+void idx_finish_recovery(struct idx *x, uint64_t *dropped_tx, uint64_t *dropped_msgs)
+{
+    *dropped_tx = 0;
+    *dropped_msgs = 0;
+    drop_unfinished_txs(x, dropped_tx);
     for (size_t i = 0; i < x->nslots;) {
         /* deleting shifts later slots back into i, so only advance when kept */
         if (x->slots[i].msg_id && x->slots[i].nrefs == 0 && !idx_msg_in_tx(x, x->slots[i].msg_id)) {
@@ -458,6 +480,21 @@ void idx_finish_recovery(struct idx *x, uint64_t *dropped_tx, uint64_t *dropped_
             (*dropped_msgs)++;
         } else {
             i++;
+        }
+    }
+}
+
+void idx_finish_adoption(struct idx *x, const uint64_t *ids, size_t n, uint64_t *dropped_tx,
+                         uint64_t *dropped_msgs)
+{
+    *dropped_tx = 0;
+    *dropped_msgs = 0;
+    drop_unfinished_txs(x, dropped_tx);
+    for (size_t i = 0; i < n; i++) {
+        struct idx_msg *m = idx_find(x, ids[i]);
+        if (m && m->nrefs == 0 && !idx_msg_in_tx(x, ids[i])) {
+            idx_delete(x, m);
+            (*dropped_msgs)++;
         }
     }
 }

@@ -33,6 +33,8 @@
 
 #include "hamq/journal_format.h"
 
+struct store_observer;
+
 struct idx_ref {
     uint64_t queue_id;
     uint32_t count;
@@ -109,6 +111,12 @@ struct idx {
     /* the writer's hook (NULL during recovery and in followers) */
     void (*on_large_gone)(void *ctx, uint64_t msg_id);
     void *hook_ctx;
+    /* what applying records changed, for a warm standby's engine (store.h);
+       NULL except in a follower that was given one, and during its adoption */
+    const struct store_observer *obs;
+    void *obs_ctx;
+    long (*obs_read)(void *src, uint64_t msg_id, void *buf, size_t len); /* bodies */
+    void *obs_src;
 };
 
 static inline bool idx_msg_large(const struct idx_msg *m)
@@ -134,6 +142,14 @@ int idx_put_ref(struct idx *x, struct idx_msg *m, uint64_t queue_id, uint32_t co
 int idx_put_txop(struct idx *x, uint64_t tx_id, bool prepared, const struct idx_txop *op);
 /* Drops transactions that were neither prepared nor ended, and unreferenced messages. */
 void idx_finish_recovery(struct idx *x, uint64_t *dropped_tx, uint64_t *dropped_msgs);
+/*
+ * The same for an index a follower built (store_open_adopt): a follower applies
+ * whole durable batches, and a batch holds a message's references with the
+ * message, so only messages added by the records replayed after it (ids) can
+ * lack references. Costs the tail, not a walk over every message.
+ */
+void idx_finish_adoption(struct idx *x, const uint64_t *ids, size_t n, uint64_t *dropped_tx,
+                         uint64_t *dropped_msgs);
 /* True if an open transaction has a record about msg_id. */
 bool idx_msg_in_tx(const struct idx *x, uint64_t msg_id);
 /* Live accounting of segment seq (zeroes if unknown). */

@@ -229,6 +229,9 @@ struct store {
     struct jnl_ckpt_ptr ckpt_next;
 
     struct store_recovery rec;
+    bool adopting;          /* store_open_adopt's replay: collecting fresh */
+    uint64_t *fresh;        /* ids of messages the adopted tail added */
+    size_t nfresh, capfresh;
 
     /* bindings journal */
     struct store_bindings *bind;
@@ -264,6 +267,13 @@ void large_fini(struct store *s);
 
 /* Walks the duplicate ids of an index (writer and follower). */
 int store_dup_walk(const struct idx *x, store_dup_cb cb, void *ctx);
+
+/* --- follower (store_follow.c) --- */
+/* Moves the follower's index into *into (observer included), says where the first
+   record it has not applied is (seq 0: from the first segment) and its LSN, and
+   frees the follower. */
+void follow_detach(struct store_follower *f, struct idx *into, uint64_t *seq, uint32_t *off,
+                   uint64_t *lsn);
 
 /* --- bindings (store_bindings.c) --- */
 int bindings_open(struct store *s, char *err, size_t errlen);

@@ -714,6 +714,60 @@ static void restore_rebuilds_queues_messages_and_counts(void **state)
     h_free(h);
 }
 
+/* A warm standby mirrors the live's journal for hours: acks free messages at
+ * once, holds are released as references arrive, counts follow DCOUNT. */
+static void a_standby_style_restore_frees_acked_messages_and_keeps_counts(void **state)
+{
+    (void)state;
+    struct harness *h = h_new(NULL);
+    struct core_queue_info q1 = {.id = 1, .name = "a", .address = "a", .routing = MSGPROTO_ANYCAST};
+    struct core_queue_info q2 = {.id = 2, .name = "b", .address = "b", .routing = MSGPROTO_ANYCAST};
+    assert_int_equal(core_restore_queue(h->e, &q1), 0);
+    assert_int_equal(core_restore_queue(h->e, &q2), 0);
+    assert_true(core_has_queue_id(h->e, 2));
+    assert_false(core_has_queue_id(h->e, 3));
+    assert_int_equal(core_durable_queue_count(h->e), 2);
+    uint8_t buf[256];
+    for (uint64_t id = 10; id < 20; id++) {
+        size_t n = h_msg(buf, sizeof(buf), "m", 4, NULL, NULL, 0);
+        assert_int_equal(core_restore_message(h->e, id, buf, n), 0);
+        assert_int_equal(core_restore_release(h->e, id), -EINVAL); /* no reference yet */
+        assert_int_equal(core_restore_ref(h->e, id, 1, 0), 0);
+        assert_int_equal(core_restore_release(h->e, id), 0);
+        assert_int_equal(core_restore_release(h->e, id), -EINVAL); /* once */
+        if (id % 2 == 0) /* a second queue (multicast-like): the other map */
+            assert_int_equal(core_restore_ref(h->e, id, 2, 0), 0);
+    }
+    assert_int_equal(core_restore_ref(h->e, 10, 1, 0), -EEXIST);
+    assert_int_equal(core_restore_delivery_count(h->e, 12, 2, 3), 0);
+    assert_int_equal(core_restore_delivery_count(h->e, 13, 2, 3), -ENOENT);
+    /* ack the first reference of 10 and 12: the second keeps them */
+    assert_int_equal(core_restore_ack(h->e, 10, 1), 0);
+    assert_int_equal(core_restore_ack(h->e, 12, 1), 0);
+    assert_true(core_restore_has_message(h->e, 12));
+    assert_int_equal(core_restore_ack(h->e, 10, 2), 0); /* its last: freed */
+    assert_false(core_restore_has_message(h->e, 10));
+    assert_int_equal(core_restore_ack(h->e, 10, 2), -ENOENT);
+    assert_int_equal(core_restore_ack(h->e, 11, 1), 0); /* one reference only: freed */
+    assert_false(core_restore_has_message(h->e, 11));
+    /* a message whose only reference is acked before release: freed with its hold */
+    size_t n = h_msg(buf, sizeof(buf), "held", 4, NULL, NULL, 0);
+    assert_int_equal(core_restore_message(h->e, 30, buf, n), 0);
+    assert_int_equal(core_restore_ref(h->e, 30, 1, 0), 0);
+    assert_int_equal(core_restore_ack(h->e, 30, 1), 0);
+    assert_false(core_restore_has_message(h->e, 30));
+    assert_int_equal(core_restore_done(h->e), 0);
+    assert_int_equal(h_stat(h, "a")->messages, 7);  /* 13..19 */
+    assert_int_equal(h_stat(h, "b")->messages, 4);  /* 12, 14, 16, 18 */
+    h_conn(h, 1, "c");
+    h_sub(h, 1, 10, "b", NULL);
+    assert_int_equal(h->ndl, 4);
+    assert_int_equal(h->dl[0].message_id, 12);
+    assert_int_equal(h->dl[0].delivery_count, 3);
+    h_send(h, 1, "a", "new", &(struct h_send_opts){.priority = 4, .durable = true});
+    h_free(h); /* ASan: nothing leaked, nothing freed twice */
+}
+
 static void restore_ack_removes_a_restored_reference(void **state)
 {
     (void)state;
@@ -999,6 +1053,7 @@ int main(void)
         cmocka_unit_test(handle_record_applies_records_and_reassembles_fragments),
         cmocka_unit_test(oversized_fragmented_send_gets_a_clear_error),
         cmocka_unit_test(stat_request_lists_queues_and_marks_the_last),
+        cmocka_unit_test(a_standby_style_restore_frees_acked_messages_and_keeps_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -208,6 +208,7 @@ void jd_core_config(const struct journald *j, struct core_config *cc)
     cc->max_delivery_attempts = (uint32_t)j->cfg.max_delivery_attempts;
     cc->max_message_size = j->cfg.max_message_size;
     cc->max_memory = j->cfg.max_memory;
+    cc->id_cache_size = (uint32_t)j->cfg.id_cache_size;
     snprintf(cc->dead_letter_address, sizeof(cc->dead_letter_address), "%s",
              j->cfg.dead_letter_address);
 }

@@ -48,6 +48,7 @@ void store_opts_init(struct store_opts *o, const struct hamq_config *cfg)
     o->checkpoint_bytes = cfg->checkpoint_bytes;
     o->compact_min_live_percent = cfg->compact_min_live_percent;
     o->allow_truncate_corrupt = cfg->allow_truncate_corrupt;
+    o->large_message_size = cfg->large_message_size;
 }
 
 static void normalize_opts(struct store_opts *o)

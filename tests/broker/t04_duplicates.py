@@ -114,5 +114,26 @@ def test_a_duplicate_id_longer_than_1024_bytes_gets_a_clear_error():
         b.stop()
 
 
+def test_id_cache_size_bounds_the_ids_kept_per_address_also_after_a_restart():
+    path = os.path.join(ht.workdir(), "hamq.conf")
+    with open(path, "w") as f:
+        f.write("[broker]\nid_cache_size = 2\n")
+    b = ht.Broker(workers=1, config=path).start()
+    try:
+        q = "/queue/" + uniq("dupcache")
+        p = ht.stomp_conn(b.stomp_port)
+        for i in (1, 2, 3):  # the cache keeps the newest two: id-1 falls out
+            send(p, q, "m%d" % i, "id-%d" % i, "r%d" % i)
+        b.kill9()
+        b.start()
+        p = ht.stomp_conn(b.stomp_port)
+        send(p, q, "again1", "id-1", "a1")  # forgotten: enqueued again
+        send(p, q, "again3", "id-3", "a3")  # still known: dropped
+        p.disconnect()
+        assert drain(b.stomp_port, q, 4) == ["m1", "m2", "m3", "again1"]
+    finally:
+        b.stop()
+
+
 if __name__ == "__main__":
     ht.main(globals())

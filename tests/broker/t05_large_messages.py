@@ -77,6 +77,36 @@ def test_a_20_mib_persistent_message_survives_kill9_and_arrives_intact():
         b.stop()
 
 
+def test_large_message_size_sends_smaller_bodies_to_their_own_file():
+    conf = write_config("[journal]\nlarge_message_size = 16K\n")
+    b = ht.Broker(workers=1, config=conf).start()
+    try:
+        q = "/queue/" + uniq("largeconf")
+        ldir = os.path.join(b.store, "large-messages")
+        p = ht.stomp_conn(b.stomp_port)
+        p.send(q, "s" * 1000, headers={"persistent": "true", "receipt": "small"})
+        p.send(q, "L" * 40000, headers={"persistent": "true", "receipt": "big"})
+        p.collector.wait(lambda: {"small", "big"} <= set(p.collector.receipts), what="receipts")
+        p.disconnect()
+        assert len(os.listdir(ldir)) == 1, os.listdir(ldir)  # only the 40 KB body
+        b.kill9()
+        b.start()
+        c = ht.stomp_conn(b.stomp_port)
+        c.subscribe(q, id="1", ack="client-individual")
+        got = c.collector.wait_messages(2)
+        assert [len(m.body) for m in got] == [1000, 40000]
+        for m in got:
+            c.ack(m.headers["ack"], receipt="ack-" + m.headers["ack"])
+        c.collector.wait(lambda: len(c.collector.receipts) >= 2, what="ack receipts")
+        c.disconnect()
+        deadline = time.monotonic() + 10
+        while os.listdir(ldir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.listdir(ldir), "the large file stays after its message was acked"
+    finally:
+        b.stop()
+
+
 def test_a_message_over_max_message_size_gets_a_clear_error():
     conf = write_config("[broker]\nmax_message_size = 64K\n")
     b = ht.Broker(workers=1, config=conf).start()

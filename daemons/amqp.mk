@@ -8,8 +8,9 @@ daemons_hamq_worker_LDADD += $(PROTON_LIBS)
 
 # Integration scenarios with real broker processes and the real Python Proton client.
 TESTS += tests/amqp/t10_amqp_messaging.py tests/amqp/t11_amqp_robustness.py tests/amqp/t12_rhea.py \
-	tests/amqp/t13_amqp_message_fields.py
-EXTRA_DIST += tests/amqp/t12_rhea.py tests/amqp/rhea_client.js tests/amqp/t13_amqp_message_fields.py
+	tests/amqp/t13_amqp_message_fields.py tests/amqp/t14_amqp_transactions.py
+EXTRA_DIST += tests/amqp/t12_rhea.py tests/amqp/rhea_client.js tests/amqp/t13_amqp_message_fields.py \
+	tests/amqp/t14_amqp_transactions.py
 EXTRA_DIST += tests/amqp/amqptest.py tests/amqp/t10_amqp_messaging.py \
 	tests/amqp/t11_amqp_robustness.py daemons/README.md
 

@@ -59,7 +59,7 @@
 #define STAT_ADDRESS "$hamq.queue-stat"
 #define SELECTOR_CODE 0x0000468C00000004ull /* apache.org:selector-filter:string */
 
-enum link_kind { LK_PRODUCER, LK_CONSUMER, LK_STAT };
+enum link_kind { LK_PRODUCER, LK_CONSUMER, LK_STAT, LK_COORD /* transaction coordinator */ };
 
 struct wka_link {
     struct wka_link *next;
@@ -83,12 +83,34 @@ struct wka_link {
     bool stat_started;
 };
 
-enum pend_kind { PEND_SEND, PEND_SUB };
+enum pend_kind { PEND_SEND, PEND_SUB, PEND_DECLARE, PEND_DISCHARGE };
+
+/*
+ * A transaction of the connection (AMQP 1.0 part 4), mapped 1:1 onto a core
+ * transaction (TX_BEGIN/COMMIT/ROLLBACK, as STOMP's BEGIN/COMMIT/ABORT). Its
+ * txn-id on the wire is the core id's 8 bytes. settled: the deliveries the
+ * client gave a transactional outcome for; we settle those at once, so on a
+ * rollback (or a failed commit) they are released back to their queue with
+ * the delivery count raised (what Artemis does) instead of staying
+ * outstanding with a link that can no longer settle them.
+ */
+struct wka_tx_settle {
+    uint64_t consumer, delivery;
+};
+
+struct wka_tx {
+    uint64_t id;
+    struct wka_tx_settle *settled;
+    size_t n, cap;
+};
 
 struct wka_pend {
     enum pend_kind kind;
     pn_delivery_t *dl;
     struct wka_link *lk;
+    struct wka_tx *tx;  /* DECLARE: the new one; DISCHARGE: the one ending */
+    uint64_t send_tx;   /* SEND: the core tx of a transactional transfer, else 0 */
+    bool fail;          /* DISCHARGE: a rollback */
 };
 
 struct wka_conn {
@@ -102,7 +124,8 @@ struct wka_conn {
     bool remote_closed; /* the client sent close */
     struct u64map corr;      /* corr → struct wka_pend */
     struct u64map consumers; /* consumer id → struct wka_link */
-    uint64_t next_corr, next_consumer;
+    struct u64map txs;       /* declared txn id → struct wka_tx */
+    uint64_t next_corr, next_consumer, next_tx;
     struct wka_link *links;
     struct ev_watch *tick_timer, *drain_timer;
     struct wka_link *stat_active;
@@ -160,7 +183,7 @@ static uint64_t new_corr(struct wka_conn *ac, enum pend_kind kind, pn_delivery_t
 
     if (!p)
         return 0;
-    *p = (struct wka_pend){kind, dl, lk};
+    *p = (struct wka_pend){.kind = kind, .dl = dl, .lk = lk};
     if (u64map_put(&ac->corr, corr, p) < 0) {
         free(p);
         return 0;
@@ -363,6 +386,208 @@ static void reject(pn_delivery_t *dl, const char *name, const char *text)
     pn_delivery_settle(dl);
 }
 
+/* ---- transactions (AMQP 1.0 part 4) ---- */
+
+#define TXN_DECLARED 0x33u /* amqp:declared:list */
+#define TXN_STATE 0x34u    /* amqp:transactional-state:list */
+
+static void tx_free(struct wka_tx *t)
+{
+    if (t)
+        free(t->settled);
+    free(t);
+}
+
+/* The declared transaction a txn-id names (8 bytes: the core's tx id), or NULL. */
+static struct wka_tx *tx_by_id(struct wka_conn *ac, const void *id, size_t len)
+{
+    uint64_t v;
+
+    if (len != sizeof(v))
+        return NULL;
+    memcpy(&v, id, sizeof(v));
+    return u64map_get(&ac->txs, v);
+}
+
+/*
+ * A transactional-state disposition (data: list [txn-id, outcome]): its
+ * transaction, and the outcome's code and fields (outcome 0 when absent).
+ */
+static struct wka_tx *tx_state(struct wka_conn *ac, pn_disposition_t *ds, uint64_t *outcome,
+                               bool *failed, bool *undeliverable)
+{
+    pn_data_t *d = pn_disposition_data(ds);
+    struct wka_tx *t = NULL;
+
+    *outcome = 0;
+    *failed = *undeliverable = false;
+    pn_data_rewind(d);
+    if (!pn_data_next(d) || pn_data_type(d) != PN_LIST)
+        return NULL;
+    pn_data_enter(d);
+    if (pn_data_next(d) && pn_data_type(d) == PN_BINARY) {
+        pn_bytes_t id = pn_data_get_binary(d);
+        t = tx_by_id(ac, id.start, id.size);
+    }
+    if (t && pn_data_next(d) && pn_data_type(d) == PN_DESCRIBED) {
+        pn_data_enter(d);
+        if (pn_data_next(d) && pn_data_type(d) == PN_ULONG)
+            *outcome = pn_data_get_ulong(d);
+        if (pn_data_next(d) && pn_data_type(d) == PN_LIST) {
+            pn_data_enter(d);
+            *failed = pn_data_next(d) && pn_data_type(d) == PN_BOOL && pn_data_get_bool(d);
+            *undeliverable = pn_data_next(d) && pn_data_type(d) == PN_BOOL &&
+                             pn_data_get_bool(d);
+        }
+    }
+    return t;
+}
+
+/* Our disposition data: list [txn-id] (declared) or [txn-id, accepted] (a transfer's state). */
+static void put_txn_state(pn_delivery_t *dl, uint64_t type, uint64_t id)
+{
+    pn_data_t *d = pn_disposition_data(pn_delivery_local(dl));
+
+    pn_data_clear(d);
+    pn_data_put_list(d);
+    pn_data_enter(d);
+    pn_data_put_binary(d, pn_bytes(sizeof(id), (const char *)&id));
+    if (type == TXN_STATE) {
+        pn_data_put_described(d);
+        pn_data_enter(d);
+        pn_data_put_ulong(d, PN_ACCEPTED);
+        pn_data_put_list(d);
+        pn_data_exit(d);
+    }
+    pn_data_exit(d);
+    pn_delivery_update(dl, type);
+    pn_delivery_settle(dl);
+}
+
+static int tx_note_settle(struct wka_tx *t, uint64_t consumer, uint64_t delivery)
+{
+    if (t->n == t->cap) {
+        size_t nc = t->cap ? t->cap * 2 : 16;
+        struct wka_tx_settle *ns = realloc(t->settled, nc * sizeof(*ns));
+        if (!ns)
+            return -ENOMEM;
+        t->settled = ns;
+        t->cap = nc;
+    }
+    t->settled[t->n++] = (struct wka_tx_settle){consumer, delivery};
+    return 0;
+}
+
+/* A transaction that did not commit: its settled deliveries go back, count raised. */
+static void tx_return_settled(struct wka_conn *ac, const struct wka_tx *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        struct msgproto_rec rec = {.type = MSGPROTO_MODIFIED};
+        rec.u.settle.conn = ac->id;
+        rec.u.settle.consumer = t->settled[i].consumer;
+        rec.u.settle.delivery = t->settled[i].delivery;
+        send_rec(ac, &rec);
+    }
+}
+
+static void tx_declare(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
+{
+    struct wka_tx *t = calloc(1, sizeof(*t));
+    struct msgproto_rec rec = {.type = MSGPROTO_TX_BEGIN};
+    struct wka_pend *p;
+
+    if (!t) {
+        reject(dl, "amqp:internal-error", "out of memory");
+        return;
+    }
+    t->id = ++ac->next_tx;
+    rec.u.tx.conn = ac->id;
+    rec.u.tx.tx = t->id;
+    rec.u.tx.corr = new_corr(ac, PEND_DECLARE, dl, lk);
+    p = rec.u.tx.corr ? u64map_get(&ac->corr, rec.u.tx.corr) : NULL;
+    if (!p || send_rec(ac, &rec) < 0) {
+        if (p)
+            free(u64map_del(&ac->corr, rec.u.tx.corr));
+        tx_free(t);
+        reject(dl, "amqp:internal-error", "the broker cannot begin a transaction");
+        return;
+    }
+    p->tx = t;
+    lk->pending++;
+}
+
+static void tx_discharge(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl,
+                         const struct wka_txn_ctl *ctl)
+{
+    struct wka_tx *t = tx_by_id(ac, ctl->id, ctl->id_len);
+    struct msgproto_rec rec = {.type = ctl->fail ? MSGPROTO_TX_ROLLBACK : MSGPROTO_TX_COMMIT};
+    struct wka_pend *p;
+
+    if (!t) {
+        reject(dl, "amqp:transaction:unknown-id", "no such transaction on this connection");
+        return;
+    }
+    u64map_del(&ac->txs, t->id); /* ended: later work naming it is refused */
+    rec.u.tx.conn = ac->id;
+    rec.u.tx.tx = t->id;
+    rec.u.tx.corr = new_corr(ac, PEND_DISCHARGE, dl, lk);
+    p = rec.u.tx.corr ? u64map_get(&ac->corr, rec.u.tx.corr) : NULL;
+    if (!p || send_rec(ac, &rec) < 0) {
+        if (p)
+            free(u64map_del(&ac->corr, rec.u.tx.corr));
+        tx_return_settled(ac, t);
+        tx_free(t);
+        reject(dl, "amqp:transaction:rollback", "the broker cannot end the transaction");
+        return;
+    }
+    p->tx = t;
+    p->fail = ctl->fail;
+    lk->pending++;
+}
+
+/* A complete message on a coordinator link: declare or discharge. */
+static void coordinate(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
+{
+    struct wka_txn_ctl ctl;
+    char err[160];
+
+    if (wka_msg_txn_control(lk->in, lk->in_len, &ctl, err, sizeof(err)) < 0) {
+        reject(dl, "amqp:decode-error", err);
+        return;
+    }
+    if (ctl.declare)
+        tx_declare(ac, lk, dl);
+    else
+        tx_discharge(ac, lk, dl, &ctl);
+}
+
+/* The core answered a declare or a discharge. */
+static void tx_done(struct wka_conn *ac, struct wka_pend *p, const struct msgproto_done *d,
+                    const char *text)
+{
+    struct wka_tx *t = p->tx;
+
+    if (p->kind == PEND_DECLARE) {
+        if (d->status == 0 && u64map_put(&ac->txs, t->id, t) == 0) {
+            put_txn_state(p->dl, TXN_DECLARED, t->id);
+            return;
+        }
+        reject(p->dl, d->status < 0 ? cond_for_errno(d->status) : "amqp:internal-error",
+               d->status < 0 ? text : "out of memory");
+        tx_free(t);
+        return;
+    }
+    if (p->fail || d->status < 0)
+        tx_return_settled(ac, t);
+    if (d->status == 0) {
+        pn_delivery_update(p->dl, PN_ACCEPTED);
+        pn_delivery_settle(p->dl);
+    } else {
+        reject(p->dl, "amqp:transaction:rollback", text);
+    }
+    tx_free(t);
+}
+
 static void produce(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
 {
     struct wka_send s;
@@ -376,10 +601,25 @@ static void produce(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
         reject(dl, r == -EBADMSG ? "amqp:decode-error" : "amqp:invalid-field", err);
         return;
     }
+    uint64_t tx = 0;
+    if (pn_delivery_remote_state(dl) == TXN_STATE) {
+        uint64_t outcome;
+        bool f, u;
+        struct wka_tx *t = tx_state(ac, pn_delivery_remote(dl), &outcome, &f, &u);
+        if (!t) {
+            free(s.hmsg);
+            reject(dl, "amqp:transaction:unknown-id", "no such transaction on this connection");
+            return;
+        }
+        tx = t->id;
+    }
     struct msgproto_rec rec = {.type = MSGPROTO_SEND};
     rec.flags = s.durable ? MSGPROTO_F_DURABLE : 0;
     rec.u.send.conn = ac->id;
     rec.u.send.corr = settled ? 0 : new_corr(ac, PEND_SEND, dl, lk);
+    rec.u.send.tx = tx;
+    if (rec.u.send.corr)
+        ((struct wka_pend *)u64map_get(&ac->corr, rec.u.send.corr))->send_tx = tx;
     rec.u.send.routing = s.routing;
     rec.u.send.priority = s.priority;
     rec.u.send.expiration = s.expiration;
@@ -456,7 +696,10 @@ static void on_transfer_in(struct wka_conn *ac, struct wka_link *lk, pn_delivery
     if (lk->in_discard) {
         pn_delivery_settle(dl);
     } else {
-        produce(ac, lk, dl);
+        if (lk->kind == LK_COORD)
+            coordinate(ac, lk, dl);
+        else
+            produce(ac, lk, dl);
         producer_credit(ac, lk);
     }
     lk->in_len = 0;
@@ -465,14 +708,22 @@ static void on_transfer_in(struct wka_conn *ac, struct wka_link *lk, pn_delivery
 
 static void open_producer(struct wka_conn *ac, pn_link_t *l)
 {
-    struct wka_link *lk = link_new(ac, l, LK_PRODUCER);
     pn_terminus_t *t = pn_link_remote_target(l);
+    bool coord = pn_terminus_get_type(t) == PN_COORDINATOR;
+    struct wka_link *lk = link_new(ac, l, coord ? LK_COORD : LK_PRODUCER);
     const char *a = pn_terminus_get_address(t);
 
     if (!lk) {
         set_cond(pn_link_condition(l), "amqp:internal-error", "out of memory");
         pn_link_open(l);
         pn_link_close(l);
+        return;
+    }
+    if (coord) {
+        /* Local transactions only; the copied target echoes the coordinator. */
+        pn_link_set_snd_settle_mode(l, pn_link_remote_snd_settle_mode(l));
+        pn_link_open(l);
+        producer_credit(ac, lk);
         return;
     }
     lk->routing = caps_routing(t);
@@ -595,37 +846,57 @@ static void open_consumer(struct wka_conn *ac, pn_link_t *l)
     consumer_credit(ac, lk);
 }
 
-/* The client settled or gave an outcome for one of our deliveries. */
+/* The settlement record for an outcome (accepted, or settled without one → ACK). */
+static uint16_t outcome_record(uint64_t state, bool failed, bool undeliverable, uint8_t *flags)
+{
+    *flags = 0;
+    switch (state) {
+    case PN_RELEASED: return MSGPROTO_RELEASE;
+    case PN_REJECTED: return MSGPROTO_REJECT;
+    case PN_MODIFIED:
+        if (!failed && !undeliverable)
+            return MSGPROTO_RELEASE;
+        *flags = undeliverable ? MSGPROTO_F_UNDELIVERABLE_HERE : 0;
+        return MSGPROTO_MODIFIED;
+    default: return MSGPROTO_ACK;
+    }
+}
+
+/*
+ * The client settled or gave an outcome for one of our deliveries; a
+ * transactional-state outcome settles inside that transaction.
+ */
 static void on_disposition(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
 {
+    pn_disposition_t *ds = pn_delivery_remote(dl);
     uint64_t state = pn_delivery_remote_state(dl);
     bool settled = pn_delivery_settled(dl);
+    bool failed = pn_disposition_is_failed(ds), undeliverable = pn_disposition_is_undeliverable(ds);
     pn_delivery_tag_t tag = pn_delivery_tag(dl);
     struct msgproto_rec rec = {0};
+    struct wka_tx *t = NULL;
 
+    if (state == TXN_STATE) {
+        t = tx_state(ac, ds, &state, &failed, &undeliverable);
+        if (!t) {
+            link_close(lk, "amqp:transaction:unknown-id",
+                       "a transactional outcome names no transaction of this connection");
+            return;
+        }
+    }
     if (!settled && (state == 0 || state == PN_RECEIVED))
         return; /* not an outcome yet */
     /* A browser's outcomes change nothing: it never took the message. */
     if (!lk->presettled && !lk->browse && lk->consumer && tag.size == 8) {
-        pn_disposition_t *ds = pn_delivery_remote(dl);
-        switch (state) {
-        case PN_RELEASED: rec.type = MSGPROTO_RELEASE; break;
-        case PN_REJECTED: rec.type = MSGPROTO_REJECT; break;
-        case PN_MODIFIED:
-            if (pn_disposition_is_failed(ds) || pn_disposition_is_undeliverable(ds)) {
-                rec.type = MSGPROTO_MODIFIED;
-                rec.flags = pn_disposition_is_undeliverable(ds) ? MSGPROTO_F_UNDELIVERABLE_HERE
-                                                                 : 0;
-            } else {
-                rec.type = MSGPROTO_RELEASE;
-            }
-            break;
-        default: rec.type = MSGPROTO_ACK; break; /* accepted, or settled without one */
-        }
+        rec.type = outcome_record(state, failed, undeliverable, &rec.flags);
         rec.u.settle.conn = ac->id;
         rec.u.settle.consumer = lk->consumer;
+        rec.u.settle.tx = t ? t->id : 0;
         memcpy(&rec.u.settle.delivery, tag.start, 8);
-        send_rec(ac, &rec);
+        if (send_rec(ac, &rec) == 0 && t &&
+            tx_note_settle(t, lk->consumer, rec.u.settle.delivery) < 0)
+            log_err("AMQP %s: out of memory noting a transactional settlement",
+                    wnet_peer_name(ac->c));
     }
     pn_delivery_settle(dl);
 }
@@ -866,8 +1137,12 @@ static void on_done(void *conn, const struct msgproto_done *d)
         snprintf(text, sizeof(text), "%s", strerror(-d->status));
     if (p->lk)
         p->lk->pending--;
-    if (p->kind == PEND_SEND) {
-        if (d->status == 0) {
+    if (p->kind == PEND_DECLARE || p->kind == PEND_DISCHARGE) {
+        tx_done(ac, p, d, text);
+    } else if (p->kind == PEND_SEND) {
+        if (d->status == 0 && p->send_tx) {
+            put_txn_state(p->dl, TXN_STATE, p->send_tx);
+        } else if (d->status == 0) {
             pn_delivery_update(p->dl, PN_ACCEPTED);
             pn_delivery_settle(p->dl);
         } else {
@@ -938,7 +1213,7 @@ static void on_writable(void *conn)
     }
     ac->need_credit = false;
     for (struct wka_link *lk = ac->links; lk; lk = lk->next)
-        if (lk->kind == LK_PRODUCER)
+        if (lk->kind == LK_PRODUCER || lk->kind == LK_COORD)
             producer_top_up(lk);
     pump(ac);
     wnet_flush(ac->c);
@@ -965,6 +1240,7 @@ static void *am_open(void *ctx, struct wconn *c)
     ac->c = c;
     u64map_init(&ac->corr);
     u64map_init(&ac->consumers);
+    u64map_init(&ac->txs);
     ac->msg = pn_message();
     if (!ac->msg || pn_connection_driver_init(&ac->d, NULL, NULL) != 0) {
         pn_message_free(ac->msg);
@@ -1089,10 +1365,16 @@ static void am_close(void *state, const char *why)
     if (ac->drain_timer)
         evloop_del(ac->w->loop, ac->drain_timer);
     wk_conn_unregister(ac->w, ac->id);
-    while ((e = u64map_next(&ac->corr, &pos)))
+    while ((e = u64map_next(&ac->corr, &pos))) {
+        tx_free(((struct wka_pend *)e->val)->tx);
         free(e->val);
+    }
+    pos = 0;
+    while ((e = u64map_next(&ac->txs, &pos)))
+        tx_free(e->val);
     u64map_free(&ac->corr);
     u64map_free(&ac->consumers);
+    u64map_free(&ac->txs);
     for (struct wka_link *lk = ac->links, *next; lk; lk = next) {
         next = lk->next;
         link_release(lk);

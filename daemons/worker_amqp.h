@@ -46,6 +46,22 @@ struct wka_send {
 int wka_msg_from_amqp(const uint8_t *raw, size_t len, const char *link_address,
                       uint8_t link_routing, struct wka_send *out, char *err, size_t errlen);
 
+/* A transaction controller's message (AMQP 1.0 part 4): declare or discharge. */
+struct wka_txn_ctl {
+    bool declare;          /* else discharge */
+    bool fail;             /* discharge: roll back */
+    uint8_t id[32];        /* discharge: the txn-id */
+    uint32_t id_len;
+};
+
+/*
+ * Decodes a message sent to the coordinator: an amqp-value holding a
+ * declare (0x31, "amqp:declare:list") or discharge (0x32) list. Returns 0 or
+ * -EBADMSG with err saying why.
+ */
+int wka_msg_txn_control(const uint8_t *raw, size_t len, struct wka_txn_ctl *out, char *err,
+                        size_t errlen);
+
 /*
  * The bytes of a transfer for a delivered hmsg: an AMQP message kept intact
  * (its header rewritten when delivery_count > 0), or one built from a STOMP
@@ -76,12 +92,16 @@ struct wka_cur {
  * the bytes; binary/string/symbol: p/len the bytes; list/map/array: p/len
  * the elements after the count, count their number (a map counts keys and
  * values). described/desc: a described value and its ulong descriptor
- * (UINT64_MAX for a symbolic one). Pointers are into the scanned bytes.
+ * (UINT64_MAX for a symbolic one, then dsym/dsym_len name it); value_at:
+ * where the described value's own encoding starts (after the descriptor).
+ * Pointers are into the scanned bytes.
  */
 struct wka_val {
     uint8_t code;
     bool described;
     uint64_t desc;
+    const uint8_t *dsym, *value_at;
+    uint32_t dsym_len;
     uint64_t u;
     const uint8_t *p;
     uint32_t len, count;

@@ -351,6 +351,48 @@ int wka_msg_from_amqp(const uint8_t *raw, size_t len, const char *link_address,
     return 0;
 }
 
+/* ---- transaction control ---- */
+
+static bool desc_is(const struct wka_val *v, uint64_t code, const char *sym)
+{
+    size_t n = strlen(sym);
+
+    return v->described && (v->desc == code || (v->dsym && v->dsym_len == n &&
+                                                 memcmp(v->dsym, sym, n) == 0));
+}
+
+int wka_msg_txn_control(const uint8_t *raw, size_t len, struct wka_txn_ctl *out, char *err,
+                        size_t errlen)
+{
+    struct wka_cur c = {raw, raw + len}, in;
+    struct wka_val sec, ctl, f[2];
+
+    memset(out, 0, sizeof(*out));
+    while (wka_scan(&c, &sec) == 0) {
+        if (!desc_is(&sec, VALUE_CODE, "amqp:amqp-value:*"))
+            continue;
+        in = (struct wka_cur){sec.value_at, c.p};
+        if (wka_scan(&in, &ctl) < 0 || !wka_val_is_compound(&ctl))
+            break;
+        out->declare = desc_is(&ctl, 0x31, "amqp:declare:list");
+        if (!out->declare && !desc_is(&ctl, 0x32, "amqp:discharge:list"))
+            break;
+        list_fields(&ctl, f, 2);
+        if (out->declare)
+            return 0;
+        if (!wka_val_is_bin(&f[0]) || f[0].len == 0 || f[0].len > sizeof(out->id)) {
+            snprintf(err, errlen, "discharge without a valid txn-id");
+            return -EBADMSG;
+        }
+        memcpy(out->id, f[0].p, f[0].len);
+        out->id_len = f[0].len;
+        out->fail = wka_val_bool(&f[1], false);
+        return 0;
+    }
+    snprintf(err, errlen, "a coordinator takes only declare and discharge messages");
+    return -EBADMSG;
+}
+
 /* ---- outgoing ---- */
 
 static int grow(char **buf, size_t *cap, size_t need)

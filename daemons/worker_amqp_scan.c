@@ -165,13 +165,15 @@ static int scan_value(struct wka_cur *c, struct wka_val *v, int depth)
         return wka_scan_body(c, code, v, depth);
     if (scan_value(c, &d, depth + 1) < 0) /* descriptor: a ulong or a symbol */
         return -EBADMSG;
-    if (c->p >= c->end || *c->p == 0x00)
-        return -EBADMSG;
-    code = *c->p++;
-    if (wka_scan_body(c, code, v, depth) < 0)
+    /* The value may itself be described (an amqp-value holding a described type). */
+    const uint8_t *value_at = c->p;
+    if (scan_value(c, v, depth + 1) < 0)
         return -EBADMSG;
     v->described = true;
     v->desc = wka_val_is_ulong(&d) ? d.u : UINT64_MAX;
+    v->dsym = wka_val_is_sym(&d) ? d.p : NULL;
+    v->dsym_len = wka_val_is_sym(&d) ? d.len : 0;
+    v->value_at = value_at;
     return 0;
 }
 

@@ -104,6 +104,17 @@ def test_a_transfer_that_is_not_an_amqp_message_is_rejected_with_decode_error():
     c.close()
 
 
+def test_an_amqp_value_holding_a_described_type_is_carried_intact():
+    from proton import Described, Message, symbol
+    name = at.uniq("described")
+    c = conn()
+    body = Described(symbol("x:point"), [1, 2])
+    c.create_sender("queue://" + name).send(Message(body=body))
+    got = at.drain(c, "queue://" + name)
+    assert len(got) == 1 and got[0].body == body, [m.body for m in got]
+    c.close()
+
+
 def test_an_empty_list_header_and_list0_properties_are_valid_sections():
     from proton import Delivery
     name = at.uniq("list0")

@@ -10,8 +10,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "hamq/daemon.h"
 #include "hamq/exitcodes.h"
@@ -207,6 +211,44 @@ static int store_exit_code(int r)
     }
 }
 
+/*
+ * Workers listen with SO_REUSEPORT so that the workers of ONE broker share its
+ * ports; the kernel would just as well let a second broker on this host join
+ * them and receive half of the connections. The core therefore claims each of
+ * its ports as an abstract unix socket name (per network namespace, released by
+ * the kernel when the core dies, even by kill -9); a second core that wants a
+ * port already claimed is refused before it spawns a worker.
+ */
+static int claim_ports(struct journald *j)
+{
+    const int ports[] = {j->cfg.port_all, j->cfg.port_stomp, j->cfg.port_amqp};
+
+    for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++) {
+        if (!ports[i])
+            continue;
+        int port = ports[i] + j->cfg.port_offset;
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "hamq-port-%d", port);
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&a,
+                           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n)) < 0) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            if (e == EADDRINUSE)
+                log_err("port %d is already served by another hamq broker on this host (its "
+                        "core holds @hamq-port-%d): give this one another --port-offset or "
+                        "stop the other",
+                        port, port);
+            else
+                log_err("cannot claim port %d: %s", port, strerror(e));
+            return HAMQ_EXIT_CONFIG;
+        }
+        /* kept open for the life of the process: the claim */
+    }
+    return 0;
+}
+
 /* A new engine rebuilt from the open store: reads every live message back. */
 static int cold_restore(struct journald *j)
 {
@@ -229,6 +271,8 @@ static int start(struct journald *j)
     char err[1024];
     int r;
 
+    if ((r = claim_ports(j)) != 0) /* before the store is touched */
+        return r;
     r = j->standby ? jd_standby_open_store(j, err, sizeof(err))
                    : jd_store_open(j, NULL, err, sizeof(err));
     if (r < 0) {

@@ -280,5 +280,21 @@ def test_producer_is_blocked_at_max_memory_and_resumes_without_losing_a_message(
         p.disconnect()
 
 
+def test_a_second_broker_on_the_same_ports_is_refused_instead_of_sharing_them():
+    a = ht.Broker(workers=1).start()
+    try:
+        b = ht.Broker(workers=1, offset=a.offset)
+        b.start(wait=False)
+        assert b.proc.wait(15) == 2, "the second broker did not exit with the config code"
+        with open(b.log, errors="replace") as f:
+            log = f.read()
+        assert "already served by another hamq broker" in log, log[-2000:]
+        assert not os.path.exists(os.path.join(b.store, "journal")), "the store was touched"
+        c = ht.stomp_conn(a.stomp_port)  # the first one still serves
+        c.disconnect()
+    finally:
+        a.stop()
+
+
 if __name__ == "__main__":
     ht.main(globals())

@@ -8,9 +8,10 @@ daemons_hamq_worker_LDADD += $(PROTON_LIBS)
 
 # Integration scenarios with real broker processes and the real Python Proton client.
 TESTS += tests/amqp/t10_amqp_messaging.py tests/amqp/t11_amqp_robustness.py tests/amqp/t12_rhea.py \
-	tests/amqp/t13_amqp_message_fields.py tests/amqp/t14_amqp_transactions.py
+	tests/amqp/t13_amqp_message_fields.py tests/amqp/t14_amqp_transactions.py \
+	tests/amqp/t15_amqp_drain.py
 EXTRA_DIST += tests/amqp/t12_rhea.py tests/amqp/rhea_client.js tests/amqp/t13_amqp_message_fields.py \
-	tests/amqp/t14_amqp_transactions.py
+	tests/amqp/t14_amqp_transactions.py tests/amqp/t15_amqp_drain.py
 EXTRA_DIST += tests/amqp/amqptest.py tests/amqp/t10_amqp_messaging.py \
 	tests/amqp/t11_amqp_robustness.py daemons/README.md
 
@@ -19,3 +20,5 @@ EXTRA_DIST += tests/amqp/amqptest.py tests/amqp/t10_amqp_messaging.py \
 TESTS += tests/amqp/fuzz_amqp.sh
 EXTRA_DIST += tests/amqp/fuzz_amqp.sh tests/amqp/fuzz_amqp.c tests/amqp/fuzz_seeds.py \
 	tests/amqp/bench_amqp.sh
+# The engine's DRAIN entry point (core-dispatch.c, called by core-records.c).
+EXTRA_DIST += daemons/core/core-drain.h

@@ -55,7 +55,6 @@
 
 #define PRODUCER_WINDOW 500
 #define AMQP_MAX_FRAME 65536u
-#define DRAIN_DELAY_MS 20
 #define STAT_ADDRESS "$hamq.queue-stat"
 #define SELECTOR_CODE 0x0000468C00000004ull /* apache.org:selector-filter:string */
 
@@ -80,10 +79,11 @@ struct wka_link {
     bool closed;       /* we closed it (or the peer did) */
     bool in_discard;   /* too large: drop the rest of this transfer */
     bool presettled, durable_sub, browse;
+    bool drain_pending; /* a DRAIN is with the core */
     bool stat_started;
 };
 
-enum pend_kind { PEND_SEND, PEND_SUB, PEND_DECLARE, PEND_DISCHARGE };
+enum pend_kind { PEND_SEND, PEND_SUB, PEND_DECLARE, PEND_DISCHARGE, PEND_DRAIN };
 
 /*
  * A transaction of the connection (AMQP 1.0 part 4), mapped 1:1 onto a core
@@ -127,7 +127,7 @@ struct wka_conn {
     struct u64map txs;       /* declared txn id → struct wka_tx */
     uint64_t next_corr, next_consumer, next_tx;
     struct wka_link *links;
-    struct ev_watch *tick_timer, *drain_timer;
+    struct ev_watch *tick_timer;
     struct wka_link *stat_active;
     pn_message_t *msg; /* scratch */
     char *obuf;
@@ -752,17 +752,44 @@ static void consumer_credit(struct wka_conn *ac, struct wka_link *lk)
         lk->core_credit += add;
 }
 
-static void on_drain_timer(struct evloop *loop, void *ctx)
+/*
+ * Drain: once the core holds no credit for the link (every delivery for it
+ * has arrived), the rest of the client's credit is consumed (delivery-count
+ * advanced, flow with credit 0). While the core still holds credit, a DRAIN
+ * record asks it to deliver what the queue can give and drop the rest; its
+ * DONE says how much it dropped.
+ */
+static void consumer_drain(struct wka_conn *ac, struct wka_link *lk)
 {
-    struct wka_conn *ac = ctx;
+    struct msgproto_rec rec = {.type = MSGPROTO_DRAIN};
 
-    evloop_del(loop, ac->drain_timer);
-    ac->drain_timer = NULL;
-    for (struct wka_link *lk = ac->links; lk; lk = lk->next)
-        if (lk->kind == LK_CONSUMER && !lk->closed && pn_link_get_drain(lk->l))
-            pn_link_drained(lk->l);
-    pump(ac);
-    wnet_flush(ac->c);
+    if (lk->closed || lk->drain_pending || !pn_link_get_drain(lk->l))
+        return;
+    if (!lk->consumer || lk->core_credit <= 0) {
+        pn_link_drained(lk->l);
+        return;
+    }
+    rec.u.unsub.conn = ac->id;
+    rec.u.unsub.consumer = lk->consumer;
+    rec.u.unsub.corr = new_corr(ac, PEND_DRAIN, NULL, lk);
+    if (!rec.u.unsub.corr || send_rec(ac, &rec) < 0) {
+        free(u64map_del(&ac->corr, rec.u.unsub.corr));
+        link_close(lk, "amqp:internal-error", "the broker cannot drain the link");
+        return;
+    }
+    lk->drain_pending = true;
+    lk->pending++;
+}
+
+static void drain_done(struct wka_conn *ac, struct wka_link *lk, int status)
+{
+    lk->drain_pending = false;
+    /* status: the credit the core dropped; an error means it holds none. */
+    lk->core_credit = status >= 0 ? lk->core_credit - status : 0;
+    if (lk->core_credit < 0)
+        lk->core_credit = 0;
+    consumer_drain(ac, lk);
+    consumer_credit(ac, lk); /* credit the client gave since, without drain */
 }
 
 static void on_flow(struct wka_conn *ac, struct wka_link *lk)
@@ -770,13 +797,7 @@ static void on_flow(struct wka_conn *ac, struct wka_link *lk)
     if (lk->kind != LK_CONSUMER)
         return;
     consumer_credit(ac, lk);
-    /*
-     * Drain: the core has no "drain" record. Deliveries for credit already
-     * given arrive within a ring round trip; answer the drain after that, so
-     * a draining client (receiveNoWait) still gets what is there.
-     */
-    if (pn_link_get_drain(lk->l) && !ac->drain_timer)
-        evloop_add_timer(ac->w->loop, DRAIN_DELAY_MS, 0, on_drain_timer, ac, &ac->drain_timer);
+    consumer_drain(ac, lk);
 }
 
 static void start_stat(struct wka_conn *ac);
@@ -1137,7 +1158,10 @@ static void on_done(void *conn, const struct msgproto_done *d)
         snprintf(text, sizeof(text), "%s", strerror(-d->status));
     if (p->lk)
         p->lk->pending--;
-    if (p->kind == PEND_DECLARE || p->kind == PEND_DISCHARGE) {
+    if (p->kind == PEND_DRAIN) {
+        if (p->lk)
+            drain_done(ac, p->lk, d->status);
+    } else if (p->kind == PEND_DECLARE || p->kind == PEND_DISCHARGE) {
         tx_done(ac, p, d, text);
     } else if (p->kind == PEND_SEND) {
         if (d->status == 0 && p->send_tx) {
@@ -1362,8 +1386,6 @@ static void am_close(void *state, const char *why)
     }
     if (ac->tick_timer)
         evloop_del(ac->w->loop, ac->tick_timer);
-    if (ac->drain_timer)
-        evloop_del(ac->w->loop, ac->drain_timer);
     wk_conn_unregister(ac->w, ac->id);
     while ((e = u64map_next(&ac->corr, &pos))) {
         tx_free(((struct wka_pend *)e->val)->tx);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core-drain.h"
 #include "core-internal.h"
 
 enum { TRY_NONE, TRY_DELIVERED, TRY_REMOVED };
@@ -495,6 +496,32 @@ int core_credit(struct core_engine *e, uint32_t worker, uint64_t conn, uint64_t 
         uint64_t sum = (uint64_t)c->credit + credits;
         c->credit = c->credit == UINT32_MAX || sum >= UINT32_MAX ? UINT32_MAX : (uint32_t)sum;
         queue_mark_dirty(e, c->q);
+    }
+    op_end(e);
+    return rc;
+}
+
+int core_drain(struct core_engine *e, uint32_t worker, const struct msgproto_consumer_ref *d)
+{
+    op_begin(e);
+    struct core_consumer *c = consumer_find(e, worker, d->conn, d->consumer);
+    int rc;
+    if (!c) {
+        rc = answer(e, worker, d->conn, d->corr, -ENOENT, "DRAIN for unknown consumer %llu",
+                    (unsigned long long)d->consumer);
+    } else {
+        queue_dispatch(e, c->q);
+        /* A browse that showed its last message closed its consumer meanwhile. */
+        c = consumer_find(e, worker, d->conn, d->consumer);
+        uint32_t dropped = 0;
+        if (c && !unbounded_window(c) && !(c->options & MSGPROTO_SUB_WINDOW)) {
+            dropped = c->credit;
+            c->credit = 0;
+        }
+        rc = answer(e, worker, d->conn, d->corr, dropped > INT32_MAX ? INT32_MAX : (int)dropped,
+                    NULL);
+        if (rc > 0)
+            rc = 0;
     }
     op_end(e);
     return rc;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core-drain.h"
 #include "core-internal.h"
 #include "hamq/log.h"
 
@@ -115,6 +116,9 @@ static int dispatch_rec(struct core_engine *e, uint32_t worker, const struct msg
         return 0;
     case MSGPROTO_CREDIT:
         core_credit(e, worker, r->u.credit.conn, r->u.credit.consumer, r->u.credit.credits);
+        return 0;
+    case MSGPROTO_DRAIN:
+        core_drain(e, worker, &r->u.unsub);
         return 0;
     case MSGPROTO_ACK:
     case MSGPROTO_RELEASE:

@@ -165,6 +165,7 @@ static bool walk(struct codec *c, struct msgproto_rec *rec)
         walk_subscribe(c, &rec->u.sub);
         return true;
     case MSGPROTO_UNSUBSCRIBE:
+    case MSGPROTO_DRAIN:
         f_u64(c, &rec->u.unsub.conn);
         f_u64(c, &rec->u.unsub.consumer);
         f_u64(c, &rec->u.unsub.corr);
@@ -289,7 +290,7 @@ const char *msgproto_type_name(uint16_t type)
         [MSGPROTO_MODIFIED] = "MODIFIED", [MSGPROTO_REJECT] = "REJECT",
         [MSGPROTO_TX_BEGIN] = "TX_BEGIN", [MSGPROTO_TX_COMMIT] = "TX_COMMIT",
         [MSGPROTO_TX_ROLLBACK] = "TX_ROLLBACK", [MSGPROTO_STAT_REQ] = "STAT_REQ",
-        [MSGPROTO_FRAGMENT] = "FRAGMENT", [MSGPROTO_DONE] = "DONE",
+        [MSGPROTO_FRAGMENT] = "FRAGMENT", [MSGPROTO_DRAIN] = "DRAIN", [MSGPROTO_DONE] = "DONE",
         [MSGPROTO_DELIVER] = "DELIVER", [MSGPROTO_CONSUMER_CLOSED] = "CONSUMER_CLOSED",
         [MSGPROTO_STAT_REPLY] = "STAT_REPLY", [MSGPROTO_FLOW] = "FLOW",
         [MSGPROTO_FLOW_ADDR] = "FLOW_ADDR",

@@ -75,6 +75,9 @@ enum msgproto_type {
     MSGPROTO_TX_ROLLBACK = 14,
     MSGPROTO_STAT_REQ = 15,   /* request id, queue name filter ("" = all) */
     MSGPROTO_FRAGMENT = 16,   /* one chunk of a record too big for one ring record */
+    MSGPROTO_DRAIN = 17,      /* conn, consumer, corr: use the credit up, then drop it (AMQP
+                                 drain); DONE answers once the queue had nothing more to give,
+                                 its status the credit dropped (>= 0) or -errno */
     MSGPROTO_DONE = 32,       /* completion of a request (SEND_DONE of the design) */
     MSGPROTO_DELIVER = 33,    /* a message for a consumer */
     MSGPROTO_CONSUMER_CLOSED = 34, /* the core closed a consumer (error or browse end) */
@@ -142,7 +145,7 @@ struct msgproto_subscribe {
     struct msgproto_bytes sub_name; /* str, durable subscription name or "" */
     struct msgproto_bytes filter;   /* str, selector or "" */
 };
-struct msgproto_consumer_ref { uint64_t conn, consumer, corr; };       /* UNSUBSCRIBE */
+struct msgproto_consumer_ref { uint64_t conn, consumer, corr; }; /* UNSUBSCRIBE, DRAIN */
 struct msgproto_credit { uint64_t conn, consumer; uint32_t credits; }; /* CREDIT */
 struct msgproto_settle { uint64_t conn, consumer, delivery, tx, corr; }; /* ACK..REJECT */
 struct msgproto_tx { uint64_t conn, tx, corr; };                       /* TX_* */
@@ -200,7 +203,7 @@ struct msgproto_rec {
         struct msgproto_conn conn;       /* CONN_OPEN, CONN_CLOSE (strs "" on close) */
         struct msgproto_send send;
         struct msgproto_subscribe sub;
-        struct msgproto_consumer_ref unsub;
+        struct msgproto_consumer_ref unsub; /* UNSUBSCRIBE, DRAIN */
         struct msgproto_credit credit;
         struct msgproto_settle settle;
         struct msgproto_tx tx;

@@ -100,7 +100,8 @@ extern const struct core_persist_ops jd_persist_ops;
 /* journal_spawn.c */
 int jd_spawn_start(struct journald *j);
 void jd_spawn_reap(struct journald *j);
-void jd_spawn_stop(struct journald *j);
+void jd_spawn_signal_stop(struct journald *j); /* SIGTERM to the workers, no wait */
+void jd_spawn_stop(struct journald *j);        /* SIGTERM and reap (SIGKILL after 5 s) */
 
 /* journal_standby.c */
 int jd_standby_run(struct journald *j, bool *promoted);

@@ -343,9 +343,12 @@ int main(int argc, char **argv)
     if (r < 0)
         r = HAMQ_EXIT_OK;
     j.stopping = true;
+    /* the workers stop while the store flushes: neither needs the other any more */
+    if (j.spawn && j.slots)
+        jd_spawn_signal_stop(&j);
+    jd_store_close(&j);
     if (j.spawn && j.slots)
         jd_spawn_stop(&j);
-    jd_store_close(&j);
     jd_link_close(&j);
     core_free(j.engine);
     evloop_free(j.loop);

@@ -172,14 +172,19 @@ void jd_spawn_reap(struct journald *j)
     }
 }
 
+void jd_spawn_signal_stop(struct journald *j)
+{
+    for (uint32_t i = 0; i < j->spawn; i++)
+        if (j->slots[i].pid > 0)
+            kill(j->slots[i].pid, SIGTERM);
+}
+
 void jd_spawn_stop(struct journald *j)
 {
     uint64_t deadline = evloop_now_ms() + 5000;
     bool any;
 
-    for (uint32_t i = 0; i < j->spawn; i++)
-        if (j->slots[i].pid > 0)
-            kill(j->slots[i].pid, SIGTERM);
+    jd_spawn_signal_stop(j); /* again: harmless, and a worker restarted meanwhile gets it */
     do {
         int status;
         pid_t pid = waitpid(-1, &status, WNOHANG);
@@ -190,7 +195,7 @@ void jd_spawn_stop(struct journald *j)
         for (uint32_t i = 0; i < j->spawn; i++)
             any |= j->slots[i].pid > 0;
         if (any && pid <= 0)
-            usleep(10000);
+            usleep(1000); /* a worker exits in a few ms: a stop (and a planned failover) waits */
     } while (any && evloop_now_ms() < deadline);
     for (uint32_t i = 0; i < j->spawn; i++)
         if (j->slots[i].pid > 0) {

@@ -664,6 +664,23 @@ static void finish_demote(struct node *n, const char *why)
     become_backup(n, why);
 }
 
+/*
+ * A stopping live core closes writer.lock right after its final flush, ~30 ms
+ * before its process is gone (the kernel waits an RCU grace period to tear its
+ * libaio context down, and only then closes its files): during a demotion,
+ * live.lock may go as soon as writer.lock is free. A core that never held the
+ * lock is stopping anyway and writes nothing.
+ */
+static bool demote_flushed(struct node *n)
+{
+    if (!n->demoting || n->cfg.activation != CFG_ACTIVATION_EXEC || !n->core ||
+        sup_child_state(n->core) != SUP_CHILD_STOPPING)
+        return false;
+    pid_t pid = 0;
+    char err[512];
+    return store_ha_writer_held(n->cfg.store, &pid, err, sizeof err) == 0;
+}
+
 static void on_core_exit(void *ctx, struct sup_child *c, const struct sup_child_exit *e)
 {
     struct node *n = ctx;
@@ -1026,6 +1043,8 @@ static void on_tick(struct evloop *loop, void *ctx)
     copy_peer_lsn(n);
     if (n->writer_wait && n->live_held)
         on_lock_acquired(n);
+    if (demote_flushed(n))
+        finish_demote(n, "handed over: the core flushed and released writer.lock");
     struct sup_hb_peer_info lp;
     if (n->rewait_at_ms && n->holdoff_epoch && find_peer(n, SUP_ROLE_LIVE, &lp) &&
         lp.epoch > n->holdoff_epoch)
@@ -1125,7 +1144,7 @@ static void on_term(void *ctx, int signo)
 
 static int module_timeouts(struct node *n)
 {
-    int t = n->writer_wait ? WRITER_POLL_MS : TICK_MS, x;
+    int t = n->writer_wait || n->demoting ? WRITER_POLL_MS : TICK_MS, x;
     if ((x = sup_hb_next_timeout_ms(n->hb)) >= 0 && x < t)
         t = x;
     if (n->core && (x = sup_child_next_timeout_ms(n->core)) >= 0 && x < t)

@@ -444,6 +444,13 @@ void store_close(struct store *s)
         if (r < 0)
             log_warn("store: close: final flush failed: %s", strerror(-r));
     }
+    /* Everything is flushed and nothing is in flight (store_sync): writer.lock
+       may go now, before the teardown below — a backup whose supervisor hands
+       over on a free writer.lock takes over that much earlier. */
+    if (s->lock_fd >= 0 && !s->inflight) {
+        close(s->lock_fd);
+        s->lock_fd = -1;
+    }
     writer_fini(s);
     bindings_close(s);
     idx_free(&s->idx);

@@ -238,7 +238,9 @@ def connect(port, attempts=10):
     for i in range(attempts):
         try:
             return stomp_conn(port)
-        except stomp.exception.ConnectFailedException:
+        except (stomp.exception.ConnectFailedException, OSError):
+            # OSError: the connection was queued on the listener of a worker that was
+            # exiting (its core was killed) and reset when that listener closed
             if i == attempts - 1:
                 raise
             time.sleep(0.1)

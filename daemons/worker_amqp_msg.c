@@ -534,10 +534,14 @@ static const char *opt(struct msgproto_bytes b)
     return b.len ? (const char *)b.p : NULL;
 }
 
-static ssize_t build(pn_message_t *msg, const struct hmsg *m, uint32_t count, char **buf,
-                     size_t *cap)
+static void build_annotations(pn_message_t *msg, const struct hmsg_prop *org);
+
+static ssize_t build(pn_message_t *msg, const struct hmsg *m, uint32_t count,
+                     const struct hmsg_prop *org, char **buf, size_t *cap)
 {
     pn_message_clear(msg);
+    if (org)
+        build_annotations(msg, org);
     pn_message_set_durable(msg, m->durable);
     pn_message_set_priority(msg, m->priority);
     pn_message_set_delivery_count(msg, count);
@@ -570,17 +574,214 @@ static ssize_t build(pn_message_t *msg, const struct hmsg *m, uint32_t count, ch
     return n < 0 ? -EBADMSG : n;
 }
 
+/* ---- dead-letter origin as message annotations ---- */
+
+/*
+ * Artemis shows where a dead-lettered AMQP message came from in message
+ * annotations x-opt-ORIG-ADDRESS, x-opt-ORIG-QUEUE and x-opt-ORIG-MESSAGE-ID.
+ * The core marks its DLQ copy with the _AMQ_ORIG_* properties (core-route.c);
+ * the stored AMQP sections stay as the producer sent them, and the
+ * annotations are written here, into the bytes delivered.
+ */
+#define MA_CODE 0x72u
+#define NORIG 3
+
+static const char *const orig_prop[NORIG] = {"_AMQ_ORIG_ADDRESS", "_AMQ_ORIG_QUEUE",
+                                             "_AMQ_ORIG_MESSAGE_ID"};
+static const char *const orig_ann[NORIG] = {"x-opt-ORIG-ADDRESS", "x-opt-ORIG-QUEUE",
+                                            "x-opt-ORIG-MESSAGE-ID"};
+
+/* The _AMQ_ORIG_* properties of m (type NULL when absent); true if any. */
+static bool dlq_origin(const struct hmsg *m, struct hmsg_prop o[NORIG])
+{
+    bool any = false;
+
+    for (int i = 0; i < NORIG; i++) {
+        if (hmsg_prop_find(m, orig_prop[i], &o[i]) == 1 &&
+            (o[i].type == HMSG_PROP_STRING || o[i].type == HMSG_PROP_INT64))
+            any = true;
+        else
+            o[i].type = HMSG_PROP_NULL;
+    }
+    return any;
+}
+
+/* A growable output: bytes appended at len; on out of memory `bad` is set. */
+struct ob {
+    char **buf;
+    size_t *cap, len;
+    bool bad;
+};
+
+static void ob_put(struct ob *o, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    if (o->bad || grow(o->buf, o->cap, o->len + n) < 0 || !*o->buf) {
+        o->bad = true;
+        return;
+    }
+    memcpy(*o->buf + o->len, p, n);
+    o->len += n;
+}
+
+static void ob_be(struct ob *o, uint64_t v, unsigned n)
+{
+    uint8_t b[8];
+
+    for (unsigned i = 0; i < n; i++)
+        b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    ob_put(o, b, n);
+}
+
+/* A symbol key and a string or long value. */
+static void put_orig(struct ob *o, const char *key, const struct hmsg_prop *v)
+{
+    size_t kl = strlen(key);
+
+    ob_be(o, 0xa3, 1);
+    ob_be(o, kl, 1);
+    ob_put(o, key, kl);
+    if (v->type == HMSG_PROP_INT64) {
+        ob_be(o, 0x81, 1);
+        ob_be(o, (uint64_t)v->v.i, 8);
+    } else if (v->v.bytes.len < 256) {
+        ob_be(o, 0xa1, 1);
+        ob_be(o, v->v.bytes.len, 1);
+        ob_put(o, v->v.bytes.p, v->v.bytes.len);
+    } else {
+        ob_be(o, 0xb1, 1);
+        ob_be(o, v->v.bytes.len, 4);
+        ob_put(o, v->v.bytes.p, v->v.bytes.len);
+    }
+}
+
+static bool is_orig_key(const struct wka_val *k)
+{
+    for (int i = 0; i < NORIG; i++)
+        if (wka_val_is_sym(k) && k->len == strlen(orig_ann[i]) &&
+            memcmp(k->p, orig_ann[i], k->len) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * A message-annotations section: the entries of old (a map section, or NULL)
+ * except older x-opt-ORIG-* ones, then ours. Written as a map32 whose size
+ * and count are patched in once the entries are out.
+ */
+static void put_annotations(struct ob *o, const struct wka_val *old, const struct hmsg_prop *org)
+{
+    static const uint8_t head[] = {0x00, 0x53, MA_CODE, 0xd1, 0, 0, 0, 0, 0, 0, 0, 0};
+    size_t at = o->len;
+    uint32_t count = 0;
+    struct wka_cur in;
+    struct wka_val k, v;
+
+    ob_put(o, head, sizeof(head));
+    if (old) {
+        wka_val_enter(old, &in);
+        for (const uint8_t *e0 = in.p; wka_scan(&in, &k) == 0 && wka_scan(&in, &v) == 0;
+             e0 = in.p) {
+            if (is_orig_key(&k))
+                continue;
+            ob_put(o, e0, (size_t)(in.p - e0));
+            count += 2;
+        }
+    }
+    for (int i = 0; i < NORIG; i++)
+        if (org[i].type != HMSG_PROP_NULL) {
+            put_orig(o, orig_ann[i], &org[i]);
+            count += 2;
+        }
+    if (o->bad)
+        return;
+    uint64_t size = o->len - at - 8; /* from the count field to the end */
+    for (int i = 0; i < 4; i++) {
+        (*o->buf)[at + 4 + i] = (char)(size >> (8 * (3 - i)));
+        (*o->buf)[at + 8 + i] = (char)(count >> (8 * (3 - i)));
+    }
+}
+
+/*
+ * The stored sections with the origin annotations merged into (or inserted
+ * as) the message-annotations section, which comes after the header and
+ * delivery annotations and before everything else.
+ */
+static ssize_t annotate(const struct hmsg *m, const struct hmsg_prop *org, char **buf,
+                        size_t *cap)
+{
+    struct ob o = {buf, cap, 0, false};
+    struct wka_cur c = {m->body.p, m->body.p + m->body.len};
+    struct wka_val v;
+    bool done = false;
+
+    while (c.p < c.end) {
+        const uint8_t *s0 = c.p;
+        if (wka_scan(&c, &v) < 0)
+            return -EBADMSG; /* stored bytes were checked on receipt */
+        if (!done && v.described && v.desc == MA_CODE) {
+            put_annotations(&o, wka_val_is_compound(&v) ? &v : NULL, org);
+            done = true;
+            continue;
+        }
+        if (!done && v.described && v.desc > MA_CODE) {
+            put_annotations(&o, NULL, org);
+            done = true;
+        }
+        ob_put(&o, s0, (size_t)(c.p - s0));
+    }
+    if (!done)
+        put_annotations(&o, NULL, org);
+    return o.bad ? -ENOMEM : (ssize_t)o.len;
+}
+
+/* Message annotations for a message built from a STOMP one. */
+static void build_annotations(pn_message_t *msg, const struct hmsg_prop *org)
+{
+    pn_data_t *d = pn_message_annotations(msg);
+
+    pn_data_put_map(d);
+    pn_data_enter(d);
+    for (int i = 0; i < NORIG; i++) {
+        if (org[i].type == HMSG_PROP_NULL)
+            continue;
+        pn_data_put_symbol(d, pn_bytes(strlen(orig_ann[i]), orig_ann[i]));
+        if (org[i].type == HMSG_PROP_INT64)
+            pn_data_put_long(d, org[i].v.i);
+        else
+            pn_data_put_string(d, pn_bytes(org[i].v.bytes.len, (const char *)org[i].v.bytes.p));
+    }
+    pn_data_exit(d);
+}
+
 ssize_t wka_msg_to_amqp(pn_message_t *scratch, const struct hmsg *m, uint32_t delivery_count,
                         const char **out, char **buf, size_t *cap)
 {
+    static char *ann; /* the annotated sections, before any header patch */
+    static size_t ann_cap;
+    struct hmsg_prop org[NORIG];
+    bool dlq = dlq_origin(m, org);
+    struct hmsg src = *m;
     ssize_t n;
 
-    if (m->body_type == HMSG_BODY_AMQP && delivery_count == 0) {
-        *out = (const char *)m->body.p;
-        return (ssize_t)m->body.len;
+    if (m->body_type != HMSG_BODY_AMQP) {
+        n = build(scratch, m, delivery_count, dlq ? org : NULL, buf, cap);
+        *out = *buf;
+        return n;
     }
-    n = m->body_type == HMSG_BODY_AMQP ? patch_header(m, delivery_count, buf, cap)
-                                       : build(scratch, m, delivery_count, buf, cap);
+    if (dlq) {
+        n = annotate(m, org, delivery_count ? &ann : buf, delivery_count ? &ann_cap : cap);
+        if (n < 0)
+            return n;
+        src.body = (struct msgproto_bytes){(const uint8_t *)(delivery_count ? ann : *buf),
+                                           (uint32_t)n};
+    }
+    if (delivery_count == 0) {
+        *out = (const char *)src.body.p;
+        return (ssize_t)src.body.len;
+    }
+    n = patch_header(&src, delivery_count, buf, cap);
     *out = *buf;
     return n;
 }

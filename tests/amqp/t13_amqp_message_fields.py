@@ -2,7 +2,9 @@
 message in place (daemons/worker_amqp_scan.c, no Proton decode) reach the
 broker intact: ids of every type, header fields, application properties of
 every integer width for selectors and STOMP, and a transfer that is not an
-AMQP message is refused with amqp:decode-error while the link keeps working."""
+AMQP message is refused with amqp:decode-error while the link keeps working;
+a dead-lettered message shows its origin in message annotations (Artemis'
+x-opt-ORIG-ADDRESS, x-opt-ORIG-QUEUE, x-opt-ORIG-MESSAGE-ID)."""
 import os
 import sys
 import uuid
@@ -124,6 +126,78 @@ def test_an_empty_list_header_and_list0_properties_are_valid_sections():
     dlv = _send_raw(c, s, b"\x00\x53\x70\x45\x00\x53\x73\x45\x00\x53\x77\xa1\x02hi", "ok")
     assert dlv.remote_state == Delivery.ACCEPTED, dlv.remote_state
     assert [m.body for m in at.drain(c, "queue://" + name)] == ["hi"]
+    c.close()
+
+
+def _reject_once(c, address):
+    from proton import Delivery
+    r = at.exact_receiver(c, address)
+    m, d = at.take_delivery(r)
+    at.settle(c, d, Delivery.REJECTED)
+    r.close()
+
+
+def _from_dlq(c, body):
+    for m in at.drain(c, "queue://DLQ", 1.0):
+        if m.body == body:
+            return m
+    raise AssertionError("%r is not on DLQ" % body)
+
+
+def test_a_dead_lettered_amqp_message_names_its_origin_in_message_annotations():
+    from proton import Message, symbol
+    name = at.uniq("dlqann")
+    body = "poison-" + name
+    c = conn()
+    c.create_sender("queue://" + name).send(Message(
+        body=body, annotations={symbol("x-opt-keep"): "kept"}, properties={"p": 1}))
+    _reject_once(c, "queue://" + name)
+    m = _from_dlq(c, body)
+    ann = m.annotations or {}
+    assert ann.get(symbol("x-opt-ORIG-ADDRESS")) == name, ann
+    assert ann.get(symbol("x-opt-ORIG-QUEUE")) == name, ann
+    assert isinstance(ann.get(symbol("x-opt-ORIG-MESSAGE-ID")), int), ann
+    assert ann.get(symbol("x-opt-keep")) == "kept", ann
+    assert m.properties.get("p") == 1, m.properties
+    c.close()
+
+
+def test_a_dead_lettered_message_without_annotations_gets_them_and_stomp_ones_too():
+    from proton import Message, symbol
+    name = at.uniq("dlqann2")
+    c = conn()
+    c.create_sender("queue://" + name).send(Message(body="plain-" + name, durable=True))
+    _reject_once(c, "queue://" + name)
+    m = _from_dlq(c, "plain-" + name)
+    assert (m.annotations or {}).get(symbol("x-opt-ORIG-QUEUE")) == name, m.annotations
+    assert m.durable
+    sname = at.uniq("dlqstomp")
+    st = ht.stomp_conn(broker().stomp_port)
+    st.send("/queue/" + sname, "from-stomp-" + sname, content_type="text/plain")
+    st.disconnect()
+    _reject_once(c, "queue://" + sname)
+    m = _from_dlq(c, "from-stomp-" + sname)
+    assert (m.annotations or {}).get(symbol("x-opt-ORIG-ADDRESS")) == sname, m.annotations
+    c.close()
+
+
+def test_a_dead_lettered_message_redelivered_from_the_dlq_keeps_annotations_and_count():
+    from proton import Delivery, Message, symbol
+    from proton.reactor import Selector
+    name = at.uniq("dlqredo")
+    c = conn()
+    c.create_sender("queue://" + name).send(Message(
+        body="again-" + name, annotations={symbol("x-opt-keep"): 7}))
+    _reject_once(c, "queue://" + name)
+    r = at.exact_receiver(c, "queue://DLQ",
+                          options=Selector("_AMQ_ORIG_QUEUE = '%s'" % name))
+    m, d = at.take_delivery(r)
+    at.settle(c, d, Delivery.MODIFIED, failed=True)
+    m, d = at.take_delivery(r)
+    assert m.body == "again-" + name and m.delivery_count == 1, (m.body, m.delivery_count)
+    ann = m.annotations or {}
+    assert ann.get(symbol("x-opt-ORIG-QUEUE")) == name and ann.get(symbol("x-opt-keep")) == 7, ann
+    at.settle(c, d, Delivery.ACCEPTED)
     c.close()
 
 

@@ -594,14 +594,23 @@ static const char *const orig_ann[NORIG] = {"x-opt-ORIG-ADDRESS", "x-opt-ORIG-QU
 /* The _AMQ_ORIG_* properties of m (type NULL when absent); true if any. */
 static bool dlq_origin(const struct hmsg *m, struct hmsg_prop o[NORIG])
 {
+    struct hmsg_prop p;
+    size_t pos = 0;
     bool any = false;
 
-    for (int i = 0; i < NORIG; i++) {
-        if (hmsg_prop_find(m, orig_prop[i], &o[i]) == 1 &&
-            (o[i].type == HMSG_PROP_STRING || o[i].type == HMSG_PROP_INT64))
-            any = true;
-        else
-            o[i].type = HMSG_PROP_NULL;
+    for (int i = 0; i < NORIG; i++)
+        o[i].type = HMSG_PROP_NULL;
+    /* One pass over the properties (this runs for every delivery). */
+    while (m->nprops && hmsg_prop_next(m, &pos, &p) == 1) {
+        if (p.name.len < 10 || memcmp(p.name.p, "_AMQ_ORIG_", 10) != 0 ||
+            (p.type != HMSG_PROP_STRING && p.type != HMSG_PROP_INT64))
+            continue;
+        for (int i = 0; i < NORIG; i++)
+            if (p.name.len == strlen(orig_prop[i]) &&
+                memcmp(p.name.p, orig_prop[i], p.name.len) == 0) {
+                o[i] = p;
+                any = true;
+            }
     }
     return any;
 }

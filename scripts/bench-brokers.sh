@@ -95,8 +95,12 @@ start_hamq() {
             HAMQ_OFF=$o; break
         fi
     done
+    # Bodies are held in memory, and a 10 s durable load without consumer stores
+    # ~3 GB at today's rate: the default 1G max_memory would block the producers
+    # (that is flow control, not the figure this load is for).
+    printf '[broker]\nmax_memory = 8G\n' >"$DIR/hamq-bench.conf"
     "$JOURNAL" --store "$DIR/hamq-store" --spawn-workers "$WORKERS" --port-offset $HAMQ_OFF \
-        --instance "bench$$" >>"$LOG" 2>&1 &
+        --instance "bench$$" --config "$DIR/hamq-bench.conf" >>"$LOG" 2>&1 &
     HAMQ_PID=$!
     PORT=$((61613 + HAMQ_OFF)); TREE=$HAMQ_PID
     wait_port $PORT 20 && sleep 0.5 && kill -0 "$HAMQ_PID" 2>/dev/null

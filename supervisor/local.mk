@@ -76,7 +76,8 @@ supervisor_hamq_supervisorctl_LDADD = $(HAMQ_SUP_LIBS)
 HA_SCENARIOS = tests/ha/t10_failover_on_kill9.py tests/ha/t11_manual_failover.py \
 	tests/ha/t12_locks_decide.py tests/ha/t13_fencing_and_errors.py \
 	tests/ha/t14_kill9_cycles_under_load.py tests/ha/t15_curve_keys.py \
-	tests/ha/t16_backup_priority.py tests/ha/t17_warm_standby.py
+	tests/ha/t16_backup_priority.py tests/ha/t17_warm_standby.py \
+	tests/ha/t18_planned_under_load.py
 TESTS += $(HA_SCENARIOS) tests/ha/t20_vip_failover_netns.sh
 EXTRA_DIST += $(HA_SCENARIOS) tests/ha/hatest.py tests/ha/t20_vip_failover_netns.sh \
 	tests/ha/bench_failover.py

@@ -607,7 +607,6 @@ static void produce(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
         bool f, u;
         struct wka_tx *t = tx_state(ac, pn_delivery_remote(dl), &outcome, &f, &u);
         if (!t) {
-            free(s.hmsg);
             reject(dl, "amqp:transaction:unknown-id", "no such transaction on this connection");
             return;
         }
@@ -628,12 +627,10 @@ static void produce(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
     rec.u.send.dup_id = (struct msgproto_bytes){s.dup_id, s.dup_len};
     rec.u.send.message = (struct msgproto_bytes){s.hmsg, (uint32_t)s.hmsg_len};
     if (!settled && !rec.u.send.corr) {
-        free(s.hmsg);
         reject(dl, "amqp:internal-error", "out of memory");
         return;
     }
     r = send_rec(ac, &rec);
-    free(s.hmsg);
     if (r < 0) {
         if (!settled) {
             free(u64map_del(&ac->corr, rec.u.send.corr));

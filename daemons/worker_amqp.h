@@ -25,7 +25,8 @@
 
 /* What a producer's message becomes: the SEND record's fields and its hmsg. */
 struct wka_send {
-    uint8_t *hmsg;       /* malloc'd encoded hmsg (body_type AMQP, raw sections as body) */
+    uint8_t *hmsg;       /* the encoded hmsg (body_type AMQP, raw sections as body), in a
+                            buffer reused by the next call: do not free, use before then */
     size_t hmsg_len;
     bool durable;
     uint8_t priority;

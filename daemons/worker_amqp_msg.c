@@ -50,6 +50,19 @@ static struct msgproto_bytes as_str(const char *p, size_t n)
     return (struct msgproto_bytes){(const uint8_t *)p, (uint32_t)n};
 }
 
+/* Makes *buf (of *cap bytes) hold at least need bytes. */
+static int grow(char **buf, size_t *cap, size_t need)
+{
+    if (*cap >= need)
+        return 0;
+    char *nb = realloc(*buf, need);
+    if (!nb)
+        return -ENOMEM;
+    *buf = nb;
+    *cap = need;
+    return 0;
+}
+
 /* A text field (string or symbol) as an hmsg str; "" when absent or not one. */
 static struct msgproto_bytes val_text(const struct wka_val *v)
 {
@@ -339,15 +352,23 @@ int wka_msg_from_amqp(const uint8_t *raw, size_t len, const char *link_address,
     m.nprops = s.has_app_props ? collect_props(&s.app_props, out) : 0;
     m.props = props_scratch;
     m.body = (struct msgproto_bytes){raw, (uint32_t)len};
-    ssize_t n = hmsg_encode(&m, NULL, 0);
+    /* Into a buffer reused from message to message: one encoding pass, no malloc. */
+    static char *enc;
+    static size_t enc_cap;
+    ssize_t n = hmsg_encode(&m, enc, enc_cap);
+    if (n == -ENOSPC || (n >= 0 && !enc)) {
+        n = hmsg_encode(&m, NULL, 0);
+        if (n > 0 && grow(&enc, &enc_cap, (size_t)n) < 0)
+            return -ENOMEM;
+        if (n > 0)
+            n = hmsg_encode(&m, enc, enc_cap);
+    }
     if (n < 0) {
         snprintf(err, errlen, "message cannot be stored: %s", strerror((int)-n));
         return (int)n;
     }
-    out->hmsg = malloc((size_t)n);
-    if (!out->hmsg)
-        return -ENOMEM;
-    out->hmsg_len = (size_t)hmsg_encode(&m, out->hmsg, (size_t)n);
+    out->hmsg = (uint8_t *)enc;
+    out->hmsg_len = (size_t)n;
     return 0;
 }
 
@@ -394,18 +415,6 @@ int wka_msg_txn_control(const uint8_t *raw, size_t len, struct wka_txn_ctl *out,
 }
 
 /* ---- outgoing ---- */
-
-static int grow(char **buf, size_t *cap, size_t need)
-{
-    if (*cap >= need)
-        return 0;
-    char *nb = realloc(*buf, need);
-    if (!nb)
-        return -ENOMEM;
-    *buf = nb;
-    *cap = need;
-    return 0;
-}
 
 /* Length of the described section at raw[0..len) and its descriptor code; -1 if not one. */
 static ssize_t section_at(pn_data_t *d, const uint8_t *raw, size_t len, uint64_t *code)

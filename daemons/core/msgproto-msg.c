@@ -62,23 +62,20 @@ static void put_message(struct wire_w *w, const struct hmsg *m)
     wire_put_bin(w, m->body);
 }
 
+/* One pass: the writer stores only what fits in cap and counts the rest, so
+ * a too-small buffer is detected at the end (its bytes are then undefined). */
 ssize_t hmsg_encode(const struct hmsg *m, void *buf, size_t cap)
 {
-    struct wire_w w = {0};
+    struct wire_w w = {.buf = buf, .cap = buf ? cap : 0};
 
     if (m->nprops > HMSG_MAX_PROPS || (m->nprops && !m->props) || m->priority > 9)
         return -EINVAL;
     put_message(&w, m);
     if (w.bad)
         return -EINVAL;
-    if (!buf)
-        return (ssize_t)w.pos;
-    if (cap < w.pos)
+    if (buf && cap < w.pos)
         return -ENOSPC;
-    size_t len = w.pos;
-    w = (struct wire_w){.buf = buf, .cap = cap};
-    put_message(&w, m);
-    return (ssize_t)len;
+    return (ssize_t)w.pos;
 }
 
 /* Read one property; r->bad on any malformation. */

@@ -235,11 +235,20 @@ struct msgproto_bytes msgproto_str(const char *s)
     return b;
 }
 
+/*
+ * One pass: the writer stores only what fits in cap and counts the rest; the
+ * header's length is patched in at the end. A too-small buffer gives -ENOSPC
+ * (its bytes are then undefined).
+ */
 ssize_t msgproto_encode(const struct msgproto_rec *rec, void *buf, size_t cap)
 {
-    struct codec c = {.reading = false, .w = {.buf = NULL, .cap = 0, .pos = MSGPROTO_HDR_SIZE}};
+    struct codec c = {.reading = false, .w = {.buf = buf, .cap = buf ? cap : 0, .pos = 0}};
     struct msgproto_rec copy = *rec; /* the walker takes non-const pointers */
 
+    wire_put_u16(&c.w, rec->type);
+    wire_put_u8(&c.w, MSGPROTO_VERSION);
+    wire_put_u8(&c.w, rec->flags);
+    wire_put_u32(&c.w, 0); /* length, patched below */
     if (!walk(&c, &copy))
         return -EINVAL;
     if (c.w.bad || c.w.pos > UINT32_MAX)
@@ -249,12 +258,8 @@ ssize_t msgproto_encode(const struct msgproto_rec *rec, void *buf, size_t cap)
         return (ssize_t)len;
     if (cap < len)
         return -ENOSPC;
-    c.w = (struct wire_w){.buf = buf, .cap = cap, .pos = 0};
-    wire_put_u16(&c.w, rec->type);
-    wire_put_u8(&c.w, MSGPROTO_VERSION);
-    wire_put_u8(&c.w, rec->flags);
-    wire_put_u32(&c.w, (uint32_t)len);
-    walk(&c, &copy);
+    struct wire_w hdr = {.buf = buf, .cap = cap, .pos = 4};
+    wire_put_u32(&hdr, (uint32_t)len);
     return (ssize_t)len;
 }
 

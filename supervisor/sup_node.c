@@ -281,6 +281,12 @@ static void status_workers(const struct node *n, struct sup_ctl_reply *r)
 
 static int core_health(const struct node *n)
 {
+    /* A node that just handed over (holding off) or whose old live core is still
+       stopping will not take the lock now: a peer holding it must not yield to us
+       (better_backup), or neither goes live until our hold-off ends. */
+    if (n->role != SUP_ROLE_LIVE &&
+        (n->holdoff_epoch || (n->core && sup_child_state(n->core) == SUP_CHILD_STOPPING)))
+        return SUP_HEALTH_DOWN;
     if (n->role != SUP_ROLE_LIVE)
         return n->core && core_pid(n) ? SUP_HEALTH_OK : SUP_HEALTH_DOWN;
     int64_t age = core_hb_age_ms(n, core_pid(n));

@@ -3,9 +3,11 @@
 # directory, as in Artemis' shared-store lab: node1 (primary, client ports
 # 61616/61613, supervisor port 61620) and node2 (backup, port offset 1:
 # 61617/61614, supervisor port 61621), exec activation, CURVE-authenticated
-# heartbeats. Then a demo: 100 durable messages to the live, a planned
-# failover (hamq-supervisorctl failover), a crash of the new live (kill -9 of
-# its whole node), and the messages consumed from whichever node is live.
+# heartbeats. Then a demo: 100 durable messages to the live with the hamq
+# client (hamq producer), a crash of the live (kill -9 of its whole node), the
+# backup taking over (its failover time), the 100 messages consumed from it
+# (hamq consumer), the primary restarted as the warm backup, and a failback to
+# it (hamq-supervisorctl failback).
 #
 #   scripts/ha-pair.sh [BUILD_DIR]            start the pair, run the demo, leave it running
 #   scripts/ha-pair.sh --no-demo [BUILD_DIR]  only start the pair (and leave it running)
@@ -30,8 +32,10 @@ BUILD=${1:-${HAMQ_BUILDDIR:-}}
 
 if [ -n "$BUILD" ]; then
   SUP=$BUILD/supervisor/hamq-supervisor CTL=$BUILD/supervisor/hamq-supervisorctl
+  HAMQ=$BUILD/tools/hamq
 else
   SUP=$(command -v hamq-supervisor || true) CTL=$(command -v hamq-supervisorctl || true)
+  HAMQ=$(command -v hamq || true)
 fi
 PY=/usr/bin/python3
 say() { printf '\n== %s\n' "$*"; }
@@ -55,9 +59,8 @@ stop_pair() {
 }
 
 if [ "$MODE" = stop ]; then stop_pair; echo "ha-pair: stopped (state kept in $DIR)"; exit 0; fi
-[ -x "$SUP" ] && [ -x "$CTL" ] || die "hamq-supervisor/hamq-supervisorctl not found: build first (scripts/build.sh) and pass the build directory, or install hamq"
+[ -x "$SUP" ] && [ -x "$CTL" ] && [ -x "$HAMQ" ] || die "hamq-supervisor/hamq-supervisorctl/hamq not found: build first (scripts/build.sh) and pass the build directory, or install hamq"
 if [ "$MODE" = status ]; then ctl status; exit 0; fi
-$PY -c 'import stomp' 2>/dev/null || die "python3-stomp is missing (scripts/deps.sh installs it)"
 
 # role: node id -> field of `status --json`
 field() { ctl --node "$1" status --json 2>/dev/null |
@@ -84,41 +87,22 @@ start_node() { # id role offset listen-port peer-port
   disown $!
 }
 
-# a receipted durable producer / a consumer, with the python3-stomp client
-produce() { # port count prefix
-  $PY - "$@" <<'PY'
-import sys, time, stomp
-port, n, prefix = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-class L(stomp.ConnectionListener):
-    def __init__(s): s.r = 0
-    def on_receipt(s, f): s.r += 1
-c = stomp.Connection12([("127.0.0.1", port)]); l = L(); c.set_listener("", l); c.connect(wait=True)
-for i in range(n):
-    c.send("/queue/demo", "%s-%d" % (prefix, i), headers={"persistent": "true", "receipt": str(i)})
-t = time.monotonic()
-while l.r < n and time.monotonic() - t < 30: time.sleep(0.01)
-c.disconnect(); print("%d durable messages sent, %d receipted (port %d)" % (n, l.r, port))
-sys.exit(0 if l.r == n else 1)
-PY
+served_ms() { # node: HAMQ_DURATION_MS of its last "serving" event
+  grep "HAMQ_EVENT=serving" "$DIR/$1.log" | tail -1 | grep -o 'HAMQ_DURATION_MS=[0-9]*' |
+    cut -d= -f2
 }
-consume() { # port count: receives and acknowledges count messages (others stay queued)
-  $PY - "$@" <<'PY'
-import sys, time, stomp
-port, n = int(sys.argv[1]), int(sys.argv[2])
-class L(stomp.ConnectionListener):
-    def __init__(s): s.m = []
-    def on_message(s, f): s.m.append(f)
-c = stomp.Connection12([("127.0.0.1", port)]); l = L(); c.set_listener("", l); c.connect(wait=True)
-c.subscribe("/queue/demo", "1", ack="client-individual")
-t = time.monotonic()
-while len(l.m) < n and time.monotonic() - t < 10: time.sleep(0.01)
-got = l.m[:n]
-for f in got: c.ack(f.headers["ack"])
-time.sleep(0.3); c.disconnect()
-bodies = [f.body for f in got]
-print("%d messages consumed from port %d (%d distinct, e.g. %s)" % (len(bodies), port, len(set(bodies)), ", ".join(sorted(bodies)[:3])))
-sys.exit(0 if len(bodies) == n else 1)
-PY
+peer_state() { # node peer: alive/lost/- as the node sees its peer
+  ctl --node "$1" status --json 2>/dev/null |
+    $PY -c "import json,sys; print(json.load(sys.stdin)['nodes'][0]['peers']['$2']['state'])" \
+      2>/dev/null || echo "-"
+}
+wait_backup_ready() { # node seconds: a NEW backup-ready event (its log is appended to)
+  local before=$2 i
+  for i in $(seq $(( $3 * 20 ))); do
+    [ "$(grep -c "HAMQ_EVENT=backup-ready" "$DIR/$1.log")" -gt "$before" ] && return 0
+    sleep 0.05
+  done
+  die "$1 did not become a warm backup within $3 s (log: $DIR/$1.log)"
 }
 
 stop_pair
@@ -133,35 +117,38 @@ wait_serving node1 20
 start_node node2 backup 1 61621 61620
 for _ in $(seq 100); do [ "$(field node2 role)" = backup ] && break; sleep 0.1; done
 sleep 0.5
-ctl status
+ctl status || true
 if [ "$MODE" = start ]; then
   echo; echo "The pair is running. hamq-supervisorctl --run-dir $DIR/run status|failover; $0 stop"
   exit 0
 fi
 
-say "sending 100 durable messages to the live (node1, STOMP port 61613)"
-produce 61613 100 demo
+say "sending 100 durable messages to the live node1: hamq producer (AMQP, port 61616)"
+"$HAMQ" producer --url tcp://127.0.0.1:61616 --destination queue://demo --message-count 100 \
+  --persistent --message-size 100
 
-say "planned failover: hamq-supervisorctl failover"
-ctl failover
+say "crash: kill -9 of the live node1 (supervisor, core and workers)"
+kill -KILL -- "-$(cat "$DIR/node1.pid")"
 wait_serving node2 20
-ctl status
-say "consuming 50 messages from the new live (node2, STOMP port 61614)"
-consume 61614 50
+echo "node2 took over: serving $(served_ms node2) ms after it got the store lock"
+ctl status || true
 
-say "crash: kill -9 of the live node2 (supervisor, core and workers)"
-kill -KILL -- "-$(cat "$DIR/node2.pid")"
+say "consuming the 100 messages from the new live node2 (port 61617)"
+"$HAMQ" consumer --url tcp://127.0.0.1:61617 --destination queue://demo --message-count 100 \
+  --receive-timeout 5000
+
+say "restarting node1 (the primary): it joins as the warm backup"
+ready=$(grep -c "HAMQ_EVENT=backup-ready" "$DIR/node1.log" || true)
+start_node node1 primary 0 61620 61621
+wait_backup_ready node1 "$ready" 30
+for _ in $(seq 200); do [ "$(peer_state node1 node2)" = alive ] && break; sleep 0.05; done
+ctl status || true
+
+say "failback: hamq-supervisorctl failback (node1, the primary, takes over again)"
+ctl failback
 wait_serving node1 20
-ms=$(grep "HAMQ_EVENT=serving" "$DIR/node1.log" | tail -1 | grep -o 'HAMQ_DURATION_MS=[0-9]*' | cut -d= -f2)
-echo "node1 took over: serving ${ms:-?} ms after it got the store lock"
-say "consuming the other 50 messages from node1 (STOMP port 61613)"
-consume 61613 50
-
-say "restarting node2: it joins as the warm backup"
-start_node node2 backup 1 61621 61620
-for _ in $(seq 100); do [ "$(field node2 role)" = backup ] && break; sleep 0.1; done
-sleep 0.5
-ctl status
+echo "node1 is live again: serving $(served_ms node1) ms after it got the store lock"
+ctl status || true
 echo
 echo "The pair is running (logs: $DIR/node1.log, $DIR/node2.log)."
 echo "Try: $CTL --run-dir $DIR/run failover   |   $0 stop"

@@ -1,9 +1,10 @@
 #!/bin/bash
 # The project's main job for a new user: install what is missing, build, and
 # run a live/backup pair of hamq on this host on one shared store (the
-# quickstart of scripts/ha-pair.sh: durable messages, a planned failover, a
-# crash of the live, every message read back from the new live). The pair is
-# left running; `scripts/ha-pair.sh status` and `scripts/ha-pair.sh stop`.
+# quickstart of scripts/ha-pair.sh: 100 durable messages with `hamq producer`,
+# kill -9 of the live, the backup taking over, the messages consumed from it,
+# the primary back as the warm backup, failback). The pair is left running;
+# `scripts/ha-pair.sh status` and `scripts/ha-pair.sh stop`.
 #   scripts/quickstart.sh --ring-bench   the shared-memory ring benchmark instead
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)

@@ -122,6 +122,7 @@ struct wka_conn {
     bool need_credit;  /* producer credit withheld for ring space */
     bool in_paused;
     bool remote_closed; /* the client sent close */
+    bool defer_out;     /* skip the flush right after input (see am_output) */
     struct u64map corr;      /* corr → struct wka_pend */
     struct u64map consumers; /* consumer id → struct wka_link */
     struct u64map txs;       /* declared txn id → struct wka_tx */
@@ -1331,6 +1332,8 @@ static ssize_t am_input(void *state, const uint8_t *buf, size_t len)
     }
     if (pn_connection_driver_read_closed(&ac->d))
         input_stopped(ac);
+    else
+        ac->defer_out = true;
     if (used < len) {
         ac->in_paused = true;
         wnet_pause_input(ac->c);
@@ -1342,6 +1345,18 @@ static void am_output(void *state, const uint8_t **p, size_t *len)
 {
     struct wka_conn *ac = state;
 
+    /*
+     * The flush worker_net does right after our input is skipped: what input
+     * produces here is mostly link credit, and the idle hook flushes every
+     * connection before the loop waits again, together with the answers and
+     * deliveries of the core records read then. One send per round, not two.
+     */
+    if (ac->defer_out) {
+        ac->defer_out = false;
+        *p = NULL;
+        *len = 0;
+        return;
+    }
     pump(ac); /* events of the core records handled since the last flush */
     pn_bytes_t b = pn_connection_driver_write_buffer(&ac->d);
 

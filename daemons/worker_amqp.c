@@ -26,6 +26,11 @@
  *    failed or undeliverable-here) → MODIFIED, rejected → REJECT (dead
  *    letter). A pre-settled link (snd-settle-mode settled) is an auto-ack
  *    consumer.
+ *    Drain: a DRAIN record; the core answers once the queue has nothing more
+ *    to give, and the link's remaining credit is then consumed.
+ *  - a sending link to a coordinator target is the transaction controller:
+ *    declare/discharge map onto the core's TX_BEGIN/COMMIT/ROLLBACK; a
+ *    transfer or outcome in transactional-state carries the core tx id.
  *  - source address "$hamq.queue-stat" (optionally "?queue=TEXT") is the
  *    statistics link: one message per queue, then the link is detached.
  *  - protocol violations: Proton closes the connection with an AMQP error

@@ -298,11 +298,12 @@ static int take_address(const char *link_address, const struct wka_val *to, stru
         addr = buf;
     }
     addr = strip_prefix(addr, &out->routing);
-    if (strlen(addr) >= sizeof(out->address) || !addr[0]) {
+    size_t n = strlen(addr);
+    if (n >= sizeof(out->address) || n == 0) {
         snprintf(err, errlen, "address empty or longer than %zu bytes", sizeof(out->address) - 1);
         return -ENAMETOOLONG;
     }
-    snprintf(out->address, sizeof(out->address), "%s", addr);
+    memcpy(out->address, addr, n + 1);
     return 0;
 }
 
@@ -316,7 +317,11 @@ int wka_msg_from_amqp(const uint8_t *raw, size_t len, const char *link_address,
     int64_t now = wall_ms();
     int r;
 
-    memset(out, 0, sizeof(*out));
+    /* Field by field: a memset of the whole struct (1.3 KiB) costs more per message. */
+    out->hmsg = NULL;
+    out->hmsg_len = 0;
+    out->address[0] = 0;
+    out->dup_len = 0;
     r = scan_sections(raw, len, &s, err, errlen);
     if (r < 0)
         return r;

@@ -15,6 +15,14 @@ EXTRA_DIST += tests/amqp/t12_rhea.py tests/amqp/rhea_client.js tests/amqp/t13_am
 EXTRA_DIST += tests/amqp/amqptest.py tests/amqp/t10_amqp_messaging.py \
 	tests/amqp/t11_amqp_robustness.py daemons/README.md
 
+# Unit tests of the in-place AMQP value reader.
+check_PROGRAMS += tests/amqp/test_amqp_scan
+TESTS += tests/amqp/test_amqp_scan
+tests_amqp_test_amqp_scan_SOURCES = tests/amqp/test_amqp_scan.c daemons/worker_amqp_scan.c
+tests_amqp_test_amqp_scan_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemons $(PROTON_CFLAGS)
+tests_amqp_test_amqp_scan_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_amqp_test_amqp_scan_LDADD = $(CMOCKA_LIBS)
+
 # libFuzzer (clang, ASan+UBSan, 20 s) over the worker's AMQP input path, seeded with
 # real Python Proton client streams; skips without clang.
 TESTS += tests/amqp/fuzz_amqp.sh

@@ -9,9 +9,10 @@ daemons_hamq_worker_LDADD += $(PROTON_LIBS)
 # Integration scenarios with real broker processes and the real Python Proton client.
 TESTS += tests/amqp/t10_amqp_messaging.py tests/amqp/t11_amqp_robustness.py tests/amqp/t12_rhea.py \
 	tests/amqp/t13_amqp_message_fields.py tests/amqp/t14_amqp_transactions.py \
-	tests/amqp/t15_amqp_drain.py
+	tests/amqp/t15_amqp_drain.py tests/amqp/t16_amqp_address_flow.py
 EXTRA_DIST += tests/amqp/t12_rhea.py tests/amqp/rhea_client.js tests/amqp/t13_amqp_message_fields.py \
-	tests/amqp/t14_amqp_transactions.py tests/amqp/t15_amqp_drain.py
+	tests/amqp/t14_amqp_transactions.py tests/amqp/t15_amqp_drain.py \
+	tests/amqp/t16_amqp_address_flow.py
 EXTRA_DIST += tests/amqp/amqptest.py tests/amqp/t10_amqp_messaging.py \
 	tests/amqp/t11_amqp_robustness.py daemons/README.md
 

@@ -375,11 +375,24 @@ static void producer_top_up(struct wka_link *lk)
         pn_link_flow(lk->l, PRODUCER_WINDOW - c);
 }
 
+/* Per-address flow control: a link whose address is full gets no more credit
+ * until the core releases it (the client may still use what it has). */
+static bool producer_held(struct wka_conn *ac, const struct wka_link *lk)
+{
+    return lk->kind == LK_PRODUCER && lk->address &&
+           wk_address_blocked(ac->w, lk->address, strlen(lk->address));
+}
+
 static void producer_credit(struct wka_conn *ac, struct wka_link *lk)
 {
     if (wk_congested(ac->w)) {
         ac->need_credit = true;
         wk_conn_wait_space(ac->w, ac->id);
+        return;
+    }
+    if (producer_held(ac, lk)) {
+        ac->need_credit = true;
+        wk_conn_wait_address(ac->w, ac->id);
         return;
     }
     producer_top_up(lk);
@@ -1241,7 +1254,7 @@ static void on_writable(void *conn)
     ac->need_credit = false;
     for (struct wka_link *lk = ac->links; lk; lk = lk->next)
         if (lk->kind == LK_PRODUCER || lk->kind == LK_COORD)
-            producer_top_up(lk);
+            producer_credit(ac, lk); /* a link to a still full address waits again */
     pump(ac);
     wnet_flush(ac->c);
 }

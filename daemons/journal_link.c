@@ -318,6 +318,9 @@ static void on_stat(void *ctx, uint64_t request, const struct core_queue_stat *s
         rec.u.stat.added = st->added;
         rec.u.stat.delivering = st->delivering;
         rec.u.stat.acked = st->acked;
+        rec.u.stat.durable = st->durable;
+        rec.u.stat.dead_lettered = st->dead_lettered;
+        rec.u.stat.expired = st->expired;
         rec.u.stat.name = msgproto_str(st->name);
         rec.u.stat.address = msgproto_str(st->address);
     } else {

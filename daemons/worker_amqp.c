@@ -993,6 +993,10 @@ static void on_stat(void *conn, const struct msgproto_stat_reply *st, uint8_t fl
         put_kv_long(d, "added", (int64_t)st->added);
         put_kv_long(d, "delivering", (int64_t)st->delivering);
         put_kv_long(d, "acked", (int64_t)st->acked);
+        put_kv_long(d, "dead_lettered", (int64_t)st->dead_lettered);
+        put_kv_long(d, "expired", (int64_t)st->expired);
+        pn_data_put_string(d, pn_bytes(strlen("durable"), "durable"));
+        pn_data_put_bool(d, st->durable != 0);
         pn_data_exit(d);
         pn_delivery_t *dl = pn_delivery(lk->l, pn_dtag("s", 1));
         pn_rwbytes_t rb = {ac->ocap, ac->obuf};

@@ -139,6 +139,9 @@ static void walk_stat(struct codec *c, struct msgproto_stat_reply *s)
     f_u64(c, &s->added);
     f_u64(c, &s->delivering);
     f_u64(c, &s->acked);
+    f_u8(c, &s->durable);
+    f_u64(c, &s->dead_lettered);
+    f_u64(c, &s->expired);
     f_str(c, &s->name);
     f_str(c, &s->address);
 }

@@ -177,6 +177,8 @@ struct msgproto_stat_reply {
     uint8_t routing;
     uint32_t consumers;
     uint64_t messages, added, delivering, acked;
+    uint8_t durable;                      /* 1: the queue survives a restart */
+    uint64_t dead_lettered, expired;      /* moved to the DLQ / dropped as expired */
     struct msgproto_bytes name, address; /* str */
 };
 

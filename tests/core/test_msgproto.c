@@ -48,8 +48,8 @@ static void every_record_type_survives_encode_then_decode(void **state)
                                                   msgproto_str("q"), msgproto_str("s"),
                                                   msgproto_str("x = 1")};
         if (t == MSGPROTO_STAT_REPLY)
-            r.u.stat = (struct msgproto_stat_reply){1, 1, 2, 3, 4, 5, 6, msgproto_str("n"),
-                                                    msgproto_str("a")};
+            r.u.stat = (struct msgproto_stat_reply){1, 1, 2, 3, 4, 5, 6, 1, 7, 8,
+                                                    msgproto_str("n"), msgproto_str("a")};
         if (t == MSGPROTO_DONE)
             r.u.done = (struct msgproto_done){1, 2, -5, msgproto_str("bad")};
         if (t == MSGPROTO_CONSUMER_CLOSED)

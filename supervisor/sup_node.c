@@ -50,6 +50,7 @@
 #include "sup_vip.h"
 
 #define TICK_MS 50
+#define SD_RETRY_MS 2000 /* systemd mode: a failed start of hamq.target is retried */
 #define WRITER_POLL_MS 2 /* writer.lock has no waiter thread: a dead core's lock goes in ms */
 #define WRITER_LOG_MS 5000
 #define SILENT_LOG_MS 5000
@@ -99,6 +100,7 @@ struct node {
     bool live_held;
     bool waiting;
     bool writer_wait;
+    uint64_t sd_retry_at_ms; /* systemd mode: start hamq.target again then (0 = no) */
     bool demoting;
     bool owe_ack;
     bool ho_requested;
@@ -1051,6 +1053,13 @@ static void on_tick(struct evloop *loop, void *ctx)
         on_lock_acquired(n);
     if (demote_flushed(n))
         finish_demote(n, "handed over: the core flushed and released writer.lock");
+    if (n->sd_retry_at_ms && t >= n->sd_retry_at_ms) {
+        n->sd_retry_at_ms = 0;
+        char err[512];
+        if (n->role == SUP_ROLE_LIVE && !n->demoting && !n->stop &&
+            sup_systemd_start(n->sd, err, sizeof err) < 0)
+            log_err("%s", err);
+    }
     struct sup_hb_peer_info lp;
     if (n->rewait_at_ms && n->holdoff_epoch && find_peer(n, SUP_ROLE_LIVE, &lp) &&
         lp.epoch > n->holdoff_epoch)
@@ -1135,8 +1144,15 @@ static void sd_done(void *ctx, bool start, bool ok, const char *result)
     struct node *n = ctx;
     if (start && ok && n->role == SUP_ROLE_LIVE)
         on_serving(n);
-    else if (start && !ok)
+    else if (start && !ok && n->role == SUP_ROLE_LIVE && !n->demoting && !n->stop) {
+        /* e.g. a unit that failed once (systemd restarts it by itself): while
+           we hold the store, ask for the whole target again */
+        log_err("starting hamq.target failed (%s); starting it again in %d ms", result,
+                SD_RETRY_MS);
+        n->sd_retry_at_ms = now_ms() + SD_RETRY_MS;
+    } else if (start && !ok) {
         log_err("starting hamq.target failed (%s)", result);
+    }
     else if (!start && n->demoting)
         finish_demote(n, "handed over");
 }

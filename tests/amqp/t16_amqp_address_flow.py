@@ -25,7 +25,7 @@ def test_an_amqp_sender_to_a_full_address_is_held_and_released_without_loss():
     from proton import Message, Timeout
     from proton.utils import BlockingConnection
     full, free = "queue://" + at.uniq("full"), "queue://free." + at.uniq("q")
-    with ht.Broker(workers=1, config=_config()).start() as b:
+    with ht.Broker(workers=1, config=_config()) as b:
         url = "amqp://127.0.0.1:%d" % b.amqp_port
         c = BlockingConnection(url, timeout=30)
         s = c.create_sender(full)

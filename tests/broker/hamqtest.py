@@ -102,8 +102,20 @@ def workdir(prefix="hamq-test-"):
 _instances = []
 
 
+_procs = []  # every broker process a test started
+
+
 def _remove_shm():
-    """A broker killed with SIGKILL cannot unlink its shm segment and doorbells."""
+    """A broker killed with SIGKILL cannot unlink its shm segment and doorbells; a
+    broker a test forgot to stop would run on after the suite: killed and named."""
+    for p in _procs:
+        if p.poll() is None:
+            print("# a test left broker pid %d running: killed" % p.pid, flush=True)
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            p.wait()
     for inst in _instances:
         for f in glob.glob("/dev/shm/hamq.%s" % inst) + glob.glob("/dev/shm/hamq.%s.bell.*" % inst):
             try:
@@ -153,6 +165,7 @@ class Broker:
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(self.argv(), stdout=self.logf, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        _procs.append(self.proc)
         if wait:
             wait_port(self.stomp_port, proc=self.proc)
         return self
@@ -195,6 +208,8 @@ class Broker:
             return ""
 
     def __enter__(self):
+        if self.proc is not None and self.proc.poll() is None:
+            return self  # `with Broker(...).start() as b` must not start a second one
         return self.start()
 
     def __exit__(self, *exc):

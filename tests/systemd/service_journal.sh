@@ -28,16 +28,23 @@ active() { [ "$(inside systemctl is-active "$@" 2>/dev/null | sort -u)" = active
 prop() { inside systemctl show -p "$2" --value "$1"; }
 
 # A free port offset on the host (the containers share its network).
+# Multiples of 10 (two different offsets never share a port), reserved with an flock
+# on fd 9 of this shell while it lives, as tests/broker/hamqtest.py does: tests run
+# in parallel. Sets K (0 if none was found).
 pick_offset() {
     local k p busy
+    K=0
+    mkdir -p /tmp/hamq-test-offsets
     for _ in $(seq 1 50); do
-        k=$((100 + RANDOM % 900)); busy=
+        k=$((10 * (10 + RANDOM % 90))); busy=
         for p in 61616 61613 5672; do
             (exec 3<>/dev/tcp/127.0.0.1/$((p + k))) 2>/dev/null && busy=1
         done
-        [ -z "$busy" ] && { echo $k; return; }
+        [ -n "$busy" ] && continue
+        exec 9>"/tmp/hamq-test-offsets/$k.lock"
+        flock -n 9 && { K=$k; return; }
+        exec 9>&-
     done
-    echo 0
 }
 
 t0=$(date +%s)
@@ -45,7 +52,7 @@ ns_rootfs
 ns_stage
 C=hamqj$$
 ns_start "$C"
-K=$(pick_offset)
+pick_offset
 STOMP=$((61613 + K))
 
 # --- installation, as the RPM's %post does it -------------------------------

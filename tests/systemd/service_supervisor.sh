@@ -51,14 +51,21 @@ show_logs() {
 
 # Free ports on the host (the containers share its network).
 port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+# Multiples of 10 (two different offsets never share a port), reserved with an flock
+# on fd 9 of this shell while it lives, as tests/broker/hamqtest.py does: tests run
+# in parallel. Sets K (0 if none was found).
 pick_offset() {
     local k
+    K=0
+    mkdir -p /tmp/hamq-test-offsets
     for _ in $(seq 1 50); do
-        k=$((100 + RANDOM % 900))
+        k=$((10 * (10 + RANDOM % 90)))
         port_free $((61616 + k)) && port_free $((61613 + k)) && port_free $((5672 + k)) &&
-            port_free $((61720 + k)) && port_free $((61721 + k)) && { echo $k; return; }
+            port_free $((61720 + k)) && port_free $((61721 + k)) || continue
+        exec 9>"/tmp/hamq-test-offsets/$k.lock"
+        flock -n 9 && { K=$k; return; }
+        exec 9>&-
     done
-    echo 0
 }
 
 t0=$(date +%s)
@@ -67,7 +74,7 @@ ns_stage
 A=hamqa$$ B=hamqb$$
 ns_start "$A" --bind="$STORE":/var/lib/hamq
 ns_start "$B" --bind="$STORE":/var/lib/hamq
-K=$(pick_offset)
+pick_offset
 STOMP=$((61613 + K))
 conf() { # conf NODE ROLE LISTEN PEER
     on "$1" sh -c "printf '%s\n' '[broker]' 'instance = $1' 'port_offset = $K' \

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,10 +73,23 @@ int daemon_watch_signals(struct evloop *loop, const struct daemon_signals *s)
     return evloop_add_fd(loop, fd, EPOLLIN, on_signalfd, NULL, NULL);
 }
 
-void daemon_unblock_signals(void)
+int daemon_spawn(char *const argv[], pid_t *pid)
 {
-    sigprocmask(SIG_UNBLOCK, &watched, NULL);
-    signal(SIGPIPE, SIG_DFL);
+    posix_spawnattr_t at;
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    int r = posix_spawnattr_init(&at);
+    if (r == 0)
+        r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    if (r == 0)
+        r = posix_spawnattr_setsigdefault(&at, &all);
+    if (r == 0)
+        r = posix_spawnattr_setsigmask(&at, &none);
+    if (r == 0)
+        r = posix_spawnp(pid, argv[0], NULL, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    return -r;
 }
 
 void daemon_notify_ready(const char *status)

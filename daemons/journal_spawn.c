@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,27 +48,10 @@ static int spawn_one(struct journald *j, uint32_t i)
         argv[n++] = j->config_path;
     }
     argv[n] = NULL;
-    /* posix_spawn, not fork: a core holding a million messages has gigabytes
-       mapped, and fork would copy their page tables (tens of ms) just to exec.
-       The child starts with no signal blocked and default dispositions (we
-       block the ones our signalfd reads). */
-    posix_spawnattr_t at;
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    int r = posix_spawnattr_init(&at);
-    if (r == 0)
-        r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    if (r == 0)
-        r = posix_spawnattr_setsigdefault(&at, &all);
-    if (r == 0)
-        r = posix_spawnattr_setsigmask(&at, &none);
-    if (r == 0)
-        r = posix_spawn(&pid, j->worker_bin, NULL, &at, (char *const *)argv, environ);
-    posix_spawnattr_destroy(&at);
-    if (r != 0) {
-        log_err("cannot run %s: %s", j->worker_bin, strerror(r));
-        return -r;
+    int r = daemon_spawn((char *const *)argv, &pid); /* posix_spawn: see daemon.h */
+    if (r < 0) {
+        log_err("cannot run %s: %s", j->worker_bin, strerror(-r));
+        return r;
     }
     j->slots[i].pid = pid;
     j->slots[i].started_ms = evloop_now_ms();

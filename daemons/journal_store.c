@@ -215,10 +215,7 @@ void jd_core_config(const struct journald *j, struct core_config *cc)
 
 uint32_t jd_dup_limit(const struct journald *j)
 {
-    struct core_config cc;
-
-    jd_core_config(j, &cc);
-    return cc.id_cache_size;
+    return (uint32_t)j->cfg.id_cache_size; /* what jd_core_config gives the engine */
 }
 
 struct core_engine *jd_engine_new(struct journald *j)

@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hamq/daemon.h"
 #include "hamq/log.h"
 #include "sup_child.h"
 #include "sup_event.h"
@@ -153,38 +153,12 @@ int sup_child_new(const char *name, char *const argv[], const struct sup_child_p
     return 0;
 }
 
-/*
- * posix_spawnp, not fork: the supervisor has threads (libzmq's I/O thread),
- * and glibc's posix_spawn (clone with CLONE_VFORK) runs nothing but the exec
- * in the child and reports an exec failure as its return value. The child
- * starts with every signal at its default action and an empty mask, whatever
- * the supervisor set for itself.
- */
-static int spawn(char **argv, pid_t *pid)
-{
-    posix_spawnattr_t at;
-    sigset_t all, none;
-    sigfillset(&all);
-    sigemptyset(&none);
-    int r = posix_spawnattr_init(&at);
-    if (r == 0)
-        r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    if (r == 0)
-        r = posix_spawnattr_setsigdefault(&at, &all);
-    if (r == 0)
-        r = posix_spawnattr_setsigmask(&at, &none);
-    if (r == 0)
-        r = posix_spawnp(pid, argv[0], NULL, &at, argv, environ);
-    posix_spawnattr_destroy(&at);
-    return -r;
-}
-
 int sup_child_start(struct sup_child *c)
 {
     if (c->state == SUP_CHILD_RUNNING || c->state == SUP_CHILD_STOPPING)
         return -EALREADY;
     pid_t pid = 0;
-    int r = spawn(c->argv, &pid);
+    int r = daemon_spawn(c->argv, &pid); /* posix_spawnp: safe beside libzmq's thread */
     if (r < 0) {
         sup_event(LOG_ERR, "child-exit", NULL, "cannot start %s (%s): %s: not restarting", c->name,
                   c->argv[0], strerror(-r));

@@ -90,6 +90,21 @@ struct ckpt_loader {
     uint64_t nmsgs, ntxops;
 };
 
+/* The nrefs references after a message entry (their size was checked by the caller). */
+static int load_refs(struct ckpt_loader *L, uint64_t msg_id, uint32_t nrefs, const uint8_t *p,
+                     size_t *at)
+{
+    struct idx_msg *im = idx_find(L->x, msg_id);
+    int r = 0;
+    for (uint32_t i = 0; r == 0 && im && i < nrefs; i++) {
+        struct jnl_ckpt_ref cr;
+        memcpy(&cr, p + *at, sizeof cr);
+        *at += sizeof cr;
+        r = idx_put_ref(L->x, im, cr.queue_id, cr.count);
+    }
+    return r;
+}
+
 static int load_entries(struct ckpt_loader *L, const uint8_t *p, size_t len)
 {
     size_t at = 0;
@@ -107,13 +122,8 @@ static int load_entries(struct ckpt_loader *L, const uint8_t *p, size_t len)
             if ((uint64_t)m.nrefs * sizeof(struct jnl_ckpt_ref) > len - at)
                 return -EINVAL;
             int r = idx_put_msg(L->x, m.msg_id, m.seg_seq, m.rec_offset, m.rec_length);
-            struct idx_msg *im = idx_find(L->x, m.msg_id);
-            for (uint32_t i = 0; r == 0 && im && i < m.nrefs; i++) {
-                struct jnl_ckpt_ref cr;
-                memcpy(&cr, p + at, sizeof cr);
-                at += sizeof cr;
-                r = idx_put_ref(L->x, im, cr.queue_id, cr.count);
-            }
+            if (r == 0)
+                r = load_refs(L, m.msg_id, m.nrefs, p, &at);
             if (r < 0)
                 return r;
             L->nmsgs++;
@@ -127,13 +137,8 @@ static int load_entries(struct ckpt_loader *L, const uint8_t *p, size_t len)
                 m.body_len > UINT32_MAX)
                 return -EINVAL;
             int r = idx_put_msg(L->x, m.msg_id, 0, m.body_crc, (uint32_t)m.body_len);
-            struct idx_msg *im = idx_find(L->x, m.msg_id);
-            for (uint32_t i = 0; r == 0 && im && i < m.nrefs; i++) {
-                struct jnl_ckpt_ref cr;
-                memcpy(&cr, p + at, sizeof cr);
-                at += sizeof cr;
-                r = idx_put_ref(L->x, im, cr.queue_id, cr.count);
-            }
+            if (r == 0)
+                r = load_refs(L, m.msg_id, m.nrefs, p, &at);
             if (r < 0)
                 return r;
             L->nmsgs++;

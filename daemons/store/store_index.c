@@ -321,12 +321,12 @@ static int apply_op(struct idx *x, const struct idx_txop *op)
         m = idx_find(x, op->msg_id);
         if (!m) {
             x->orphans++;
-        } else if (x->obs && ref_find(m, op->queue_id)) {
-            ref_delete(x, m, op->queue_id);
-            x->obs->ack(x->obs_ctx, op->msg_id, op->queue_id);
-        } else {
-            ref_delete(x, m, op->queue_id);
+            return 0;
         }
+        bool had = ref_find(m, op->queue_id) != NULL;
+        ref_delete(x, m, op->queue_id); /* may delete m */
+        if (had && x->obs)
+            x->obs->ack(x->obs_ctx, op->msg_id, op->queue_id);
         return 0;
     case JNL_REC_DCOUNT: {
         m = idx_find(x, op->msg_id);

@@ -8,6 +8,7 @@
 #define HAMQ_DAEMON_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "hamq/config.h"
 #include "hamq/evloop.h"
@@ -27,8 +28,14 @@ struct daemon_signals {
 };
 /* Blocks the signals and watches them with a signalfd in the loop. Ignores SIGPIPE. */
 int daemon_watch_signals(struct evloop *loop, const struct daemon_signals *s);
-/* Unblocks what daemon_watch_signals blocked (in a child before exec). */
-void daemon_unblock_signals(void);
+/*
+ * Starts argv[0] (a path, or a name looked up in PATH) as a child whose signals
+ * are all at their default action and unblocked, whatever this process set.
+ * posix_spawn, not fork: no copy of a large heap's page tables (a core holding
+ * a million messages), and safe in a process with threads (the supervisor has
+ * libzmq's). An exec failure is returned here. 0 or -errno.
+ */
+int daemon_spawn(char *const argv[], pid_t *pid);
 
 /* sd_notify wrappers: no-ops without NOTIFY_SOCKET. */
 void daemon_notify_ready(const char *status);

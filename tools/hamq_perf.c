@@ -7,8 +7,11 @@
  * --show-latency, --threads T.
  *
  * --threads T: T POSIX threads, each with its own connection (its own
- * container id) and its own Proton driver loop, one producer and/or one
- * consumer link each. --message-count N is the total, as in Artemis: the
+ * container id) and its own Proton driver loop, one link each. `perf client`
+ * runs T producer threads and T consumer threads: as in Artemis (whose
+ * consumers have their own connections, --consumer-connections), producers
+ * and consumers never share a connection, so the broker may serve them on
+ * different workers. --message-count N is the total, as in Artemis: the
  * producers send N between them (N/T each, the remainder to the first ones;
  * Artemis drops the remainder); on a queue the consumers accept N between
  * them (a reservation counter shared by the threads, a message beyond it is
@@ -113,14 +116,14 @@ static void setup(struct hq_app *app, pn_connection_t *conn)
     char name[64];
 
     pn_session_open(s);
-    if (p->sh->produce) {
+    if (p->produce) {
         snprintf(name, sizeof(name), "hamq-perf-producer-%d", p->index);
         p->snd = pn_sender(s, name);
         pn_terminus_set_address(pn_link_target(p->snd), o->address);
         hq_set_caps(pn_link_target(p->snd), o->topic);
         pn_link_open(p->snd);
     }
-    if (p->sh->consume) {
+    if (p->consume) {
         snprintf(name, sizeof(name), "hamq-perf-consumer-%d", p->index);
         p->rcv = pn_receiver(s, name);
         pn_terminus_set_address(pn_link_source(p->rcv), o->address);
@@ -356,9 +359,9 @@ static bool drained(const struct perf *p)
 
     if (LD(p->sent) != LD(p->completed) + LD(p->refused))
         return false;
-    if (!sh->consume || !sh->produce)
+    if (!sh->consume || p->produce)
         return true;
-    for (int i = 0; i < sh->threads; i++)
+    for (int i = 0; i < sh->nth; i++)
         sent_total += LD(sh->all[i].sent);
     return sh->o->topic ? LD(p->received) >= sent_total
                         : atomic_load(&p->sh->recv_taken) >= sent_total;
@@ -371,9 +374,9 @@ static bool tick(struct hq_app *app, int64_t now)
     uint64_t n = (uint64_t)sh->o->message_count;
 
     send_some(p, now);
-    bool send_done = !sh->produce || LD(p->completed) + LD(p->refused) >= p->quota;
+    bool send_done = !p->produce || LD(p->completed) + LD(p->refused) >= p->quota;
     bool recv_done =
-        !sh->consume ||
+        !p->consume ||
         (n > 0 && (sh->o->topic ? LD(p->received) >= n : atomic_load(&p->sh->recv_taken) >= n));
     if (now >= sh->end_ms && (drained(p) || now >= sh->end_ms + DRAIN_GRACE_MS))
         return true;
@@ -417,22 +420,25 @@ static int init_threads(struct perf_shared *sh, struct perf *th)
     const struct hq_opts *o = sh->o;
     char *payload = malloc((size_t)o->message_size + 1);
 
-    for (int i = 0; i < sh->threads; i++)
+    for (int i = 0; i < sh->nth; i++)
         pthread_mutex_init(&th[i].lock, NULL);
     if (!payload)
         return -1;
     memset(payload, 'x', (size_t)o->message_size);
-    for (int i = 0; i < sh->threads; i++) {
+    for (int i = 0; i < sh->nth; i++) {
         struct perf *p = &th[i];
+        int k = i % sh->threads; /* this thread's number among its role's */
         p->app = (struct hq_app){.setup = setup, .on_event = on_event, .tick = tick};
         p->sh = sh;
-        p->index = sh->threads > 1 ? i + 1 : 0;
+        p->index = sh->threads > 1 ? k + 1 : 0;
+        p->produce = sh->produce && i < sh->threads;
+        p->consume = sh->consume && !p->produce;
         p->quota =
-            o->message_count > 0 ? share((uint64_t)o->message_count, sh->threads, i) : UINT64_MAX;
-        p->rate = (long)share((uint64_t)o->rate, sh->threads, i);
+            o->message_count > 0 ? share((uint64_t)o->message_count, sh->threads, k) : UINT64_MAX;
+        p->rate = (long)share((uint64_t)o->rate, sh->threads, k);
         p->msg = pn_message();
-        p->sent_at_us = calloc(RING_SLOTS, sizeof(*p->sent_at_us));
-        if (!p->msg || !p->sent_at_us || build_template(p, payload) < 0) {
+        p->sent_at_us = p->produce ? calloc(RING_SLOTS, sizeof(*p->sent_at_us)) : NULL;
+        if (!p->msg || (p->produce && (!p->sent_at_us || build_template(p, payload) < 0))) {
             free(payload);
             return -1;
         }
@@ -448,7 +454,7 @@ static int run_threads(struct perf_shared *sh, struct perf *th, bool tty)
     int64_t next_report = sh->start_ms + 1000;
     int rc = 0;
 
-    for (int i = 0; i < sh->threads; i++) {
+    for (int i = 0; i < sh->nth; i++) {
         if (pthread_create(&th[i].tid, NULL, perf_thread, &th[i]) != 0) {
             fprintf(stderr, "hamq perf: cannot start thread %d\n", i);
             atomic_store(&sh->stop, true);
@@ -459,13 +465,13 @@ static int run_threads(struct perf_shared *sh, struct perf *th, bool tty)
     }
     for (;;) {
         bool all = true;
-        for (int i = 0; i < sh->threads; i++)
+        for (int i = 0; i < sh->nth; i++)
             all = all && (!th[i].started || atomic_load(&th[i].finished));
         if (all)
             break;
         int64_t now = hq_now_ms();
         if (now >= next_report) {
-            hqp_report_second(sh, tty, hqp_sum(th, sh->threads), &last, now);
+            hqp_report_second(sh, tty, hqp_sum(th, sh->nth), &last, now);
             if (sh->o->show_latency && !tty)
                 hqp_second_latencies(sh, th);
             next_report += 1000;
@@ -473,7 +479,7 @@ static int run_threads(struct perf_shared *sh, struct perf *th, bool tty)
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    for (int i = 0; i < sh->threads; i++) {
+    for (int i = 0; i < sh->nth; i++) {
         if (!th[i].started)
             continue;
         pthread_join(th[i].tid, NULL);
@@ -500,14 +506,15 @@ int hq_perf(struct hq_opts *o, const char *mode)
     sh.threads = threads;
     sh.produce = strcmp(mode, "consumer") != 0;
     sh.consume = strcmp(mode, "producer") != 0;
+    sh.nth = sh.produce && sh.consume ? 2 * threads : threads;
     if (!sh.consume)
         atomic_store(&sh.consumers_ready, threads);
-    struct perf *th = calloc((size_t)threads, sizeof(*th));
+    struct perf *th = calloc((size_t)sh.nth, sizeof(*th));
     sh.all = th;
     if (!th || init_threads(&sh, th) < 0) {
         fprintf(stderr, "hamq perf: out of memory or cannot encode the perf message\n");
         if (th)
-            free_threads(th, threads);
+            free_threads(th, sh.nth);
         return HQ_EXIT_FAILED;
     }
     bool tty = isatty(STDOUT_FILENO);
@@ -519,7 +526,7 @@ int hq_perf(struct hq_opts *o, const char *mode)
     sh.end_ms = o->duration_s > 0 ? sh.warm_end_ms + o->duration_s * 1000 : INT64_MAX / 2;
     int rc = run_threads(&sh, th, tty);
     hqp_summary(&sh, th, tty, hq_now_ms() - sh.start_ms, rc);
-    struct totals t = hqp_sum(th, threads);
-    free_threads(th, threads);
+    struct totals t = hqp_sum(th, sh.nth);
+    free_threads(th, sh.nth);
     return rc ? rc : t.refused ? HQ_EXIT_FAILED : HQ_EXIT_OK;
 }

@@ -29,9 +29,10 @@ struct samples {
  */
 struct perf_shared {
     const struct hq_opts *o;
-    bool produce, consume;
-    int threads;
-    struct perf *all; /* the threads, for the end of a --duration run */
+    bool produce, consume; /* the mode: perf producer, consumer or client (both) */
+    int threads;           /* --threads T */
+    int nth;               /* threads run: T, or 2T in perf client (T producers, T consumers) */
+    struct perf *all;      /* the nth threads, for the end of a --duration run */
     int64_t start_ms, warm_end_ms, end_ms;
     atomic_uint_fast64_t recv_taken;
     atomic_int consumers_ready;
@@ -39,7 +40,7 @@ struct perf_shared {
 };
 
 /*
- * One thread: one connection, its producer and/or consumer link. The
+ * One thread: one connection with one link, a producer's or a consumer's. The
  * counters are atomics because the main thread reads them every second; only
  * this thread writes them.
  */
@@ -47,6 +48,7 @@ struct perf {
     struct hq_app app;
     struct perf_shared *sh;
     int index;
+    bool produce, consume; /* this thread's role: exactly one is set */
     uint64_t quota; /* messages this producer sends (UINT64_MAX: no --message-count) */
     long rate;      /* this producer's share of --rate, 0 = unbounded */
     pn_link_t *snd, *rcv;

@@ -126,8 +126,8 @@ static void percentiles(const char *prefix, const char *what, const struct sampl
 /* --show-latency, every second (not on a terminal): the last second's percentiles. */
 void hqp_second_latencies(const struct perf_shared *sh, struct perf *th)
 {
-    struct samples ack = merge(th, sh->threads, true, true);
-    struct samples tr = merge(th, sh->threads, false, true);
+    struct samples ack = merge(th, sh->nth, true, true);
+    struct samples tr = merge(th, sh->nth, false, true);
 
     percentiles("", "send ack time", &ack);
     percentiles("", "transfer time", &tr);
@@ -139,13 +139,16 @@ void hqp_second_latencies(const struct perf_shared *sh, struct perf *th)
 void hqp_summary(const struct perf_shared *sh, struct perf *th, bool tty, int64_t ms, int rc)
 {
     double secs = ms > 0 ? (double)ms / 1000.0 : 1.0;
-    struct totals t = hqp_sum(th, sh->threads);
+    struct totals t = hqp_sum(th, sh->nth);
 
     if (tty)
         printf("\n");
     printf("--- SUMMARY\n");
     printf("--- result: %s\n", t.refused || rc ? "failure" : "success");
-    if (sh->threads > 1)
+    if (sh->produce && sh->consume)
+        printf("--- threads: %d producer%s, %d consumer%s (one connection each)\n", sh->threads,
+               sh->threads > 1 ? "s" : "", sh->threads, sh->threads > 1 ? "s" : "");
+    else if (sh->threads > 1)
         printf("--- threads: %d (one connection each)\n", sh->threads);
     if (sh->produce) {
         printf("--- total sent:      %" PRIu64 " (%.0f msg/sec)\n", t.sent, (double)t.sent / secs);
@@ -157,8 +160,8 @@ void hqp_summary(const struct perf_shared *sh, struct perf *th, bool tty, int64_
     if (sh->consume)
         printf("--- total received:  %" PRIu64 " (%.0f msg/sec)\n", t.received,
                (double)t.received / secs);
-    struct samples ack = merge(th, sh->threads, true, false);
-    struct samples tr = merge(th, sh->threads, false, false);
+    struct samples ack = merge(th, sh->nth, true, false);
+    struct samples tr = merge(th, sh->nth, false, false);
     percentiles("aggregated ", "send ack time", &ack);
     percentiles("aggregated ", "transfer time", &tr);
     free(ack.v);

@@ -324,7 +324,7 @@ def test_perf_client_threads_split_the_total_and_merge_every_threads_latencies()
     rc, out, err = hamq("perf", "client", "--url", url(), "--threads", 3, "--message-count", 301,
                         "--max-pending", 10, "--persistent", "queue://" + name)
     assert rc == 0, (out, err)
-    assert "--- threads: 3 (one connection each)" in out, out
+    assert "--- threads: 3 producers, 3 consumers (one connection each)" in out, out
     fig = summary_figures(out)
     assert (fig["sent"], fig["completed"], fig["received"]) == (301, 301, 301), out
     for what in ("send ack time", "transfer time"):
@@ -391,6 +391,32 @@ def test_perf_threads_open_one_connection_each_and_a_consumer_each():
         assert consumers == 3 and sockets == 3, (consumers, sockets)
         out, err = p.communicate(timeout=30)
         assert p.returncode == 0 and "--- total received:  0" in out, (out, err)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_perf_client_gives_producers_and_consumers_their_own_connections_like_artemis():
+    name = uniq("pcliconn")
+    p = subprocess.Popen([ht.binary("hamq"), "perf", "client", "--url", url(), "--threads", "2",
+                          "--rate", "20", "--duration", "3", "queue://" + name],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        consumers = sockets = None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and p.poll() is None:
+            doc = stat_json("--queueName", name)
+            consumers = doc["data"][0]["consumerCount"] if doc["data"] else 0
+            sockets = hamq_pid_sockets(p.pid)
+            if consumers == 2 and sockets == 4:
+                break
+            time.sleep(0.1)
+        assert consumers == 2 and sockets == 4, (consumers, sockets)
+        out, err = p.communicate(timeout=30)
+        fig = summary_figures(out)
+        assert p.returncode == 0 and fig["sent"] == fig["received"] > 0, (out, err)
+        assert "--- threads: 2 producers, 2 consumers (one connection each)" in out, out
     finally:
         if p.poll() is None:
             p.kill()

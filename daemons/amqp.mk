@@ -2,7 +2,8 @@
 # AMQP 1.0 in hamq-worker: Qpid Proton C's connection driver in the worker's
 # own event loop (daemons/worker_amqp*.c).
 daemons_hamq_worker_SOURCES += daemons/worker_amqp.c daemons/worker_amqp_msg.c \
-	daemons/worker_amqp_sasl.c daemons/worker_amqp_scan.c daemons/worker_amqp.h
+	daemons/worker_amqp_sasl.c daemons/worker_amqp_scan.c daemons/worker_amqp_txn.c \
+	daemons/worker_amqp.h daemons/worker_amqp_conn.h
 daemons_hamq_worker_CPPFLAGS += $(PROTON_CFLAGS)
 daemons_hamq_worker_LDADD += $(PROTON_LIBS)
 

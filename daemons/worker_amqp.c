@@ -57,88 +57,12 @@
 #include "hamq/log.h"
 #include "worker.h"
 #include "worker_amqp.h"
+#include "worker_amqp_conn.h"
 
 #define PRODUCER_WINDOW 500
 #define AMQP_MAX_FRAME 65536u
 #define STAT_ADDRESS "$hamq.queue-stat"
 #define SELECTOR_CODE 0x0000468C00000004ull /* apache.org:selector-filter:string */
-
-enum link_kind { LK_PRODUCER, LK_CONSUMER, LK_STAT, LK_COORD /* transaction coordinator */ };
-
-struct wka_link {
-    struct wka_link *next;
-    struct wka_conn *ac;
-    pn_link_t *l;
-    char *address;     /* NULL = anonymous relay (producer) */
-    size_t pending;    /* SEND/SUBSCRIBE DONEs outstanding that name this link */
-    /* producer: the transfer being assembled */
-    uint8_t *in;
-    size_t in_len, in_cap;
-    /* consumer */
-    uint64_t consumer;
-    int64_t core_credit; /* credit the core holds for us */
-    /* stat */
-    char *filter;
-    enum link_kind kind;
-    uint8_t routing;
-    bool closed;       /* we closed it (or the peer did) */
-    bool in_discard;   /* too large: drop the rest of this transfer */
-    bool presettled, durable_sub, browse;
-    bool drain_pending; /* a DRAIN is with the core */
-    bool stat_started;
-};
-
-enum pend_kind { PEND_SEND, PEND_SUB, PEND_DECLARE, PEND_DISCHARGE, PEND_DRAIN };
-
-/*
- * A transaction of the connection (AMQP 1.0 part 4), mapped 1:1 onto a core
- * transaction (TX_BEGIN/COMMIT/ROLLBACK, as STOMP's BEGIN/COMMIT/ABORT). Its
- * txn-id on the wire is the core id's 8 bytes. settled: the deliveries the
- * client gave a transactional outcome for; we settle those at once, so on a
- * rollback (or a failed commit) they are released back to their queue with
- * the delivery count raised (what Artemis does) instead of staying
- * outstanding with a link that can no longer settle them.
- */
-struct wka_tx_settle {
-    uint64_t consumer, delivery;
-};
-
-struct wka_tx {
-    uint64_t id;
-    struct wka_tx_settle *settled;
-    size_t n, cap;
-};
-
-struct wka_pend {
-    enum pend_kind kind;
-    pn_delivery_t *dl;
-    struct wka_link *lk;
-    struct wka_tx *tx;  /* DECLARE: the new one; DISCHARGE: the one ending */
-    uint64_t send_tx;   /* SEND: the core tx of a transactional transfer, else 0 */
-    bool fail;          /* DISCHARGE: a rollback */
-};
-
-struct wka_conn {
-    struct worker *w;
-    struct wconn *c;
-    pn_connection_driver_t d;
-    uint64_t id;
-    bool opened;       /* CONN_OPEN sent */
-    bool need_credit;  /* producer credit withheld for ring space */
-    bool in_paused;
-    bool remote_closed; /* the client sent close */
-    bool defer_out;     /* skip the flush right after input (see am_output) */
-    struct u64map corr;      /* corr → struct wka_pend */
-    struct u64map consumers; /* consumer id → struct wka_link */
-    struct u64map txs;       /* declared txn id → struct wka_tx */
-    uint64_t next_corr, next_consumer, next_tx;
-    struct wka_link *links;
-    struct ev_watch *tick_timer;
-    struct wka_link *stat_active;
-    pn_message_t *msg; /* scratch */
-    char *obuf;
-    size_t ocap;
-};
 
 struct wka_global {
     struct wka_users *users;
@@ -163,7 +87,7 @@ static void set_cond(pn_condition_t *c, const char *name, const char *fmt, ...)
     pn_condition_set_description(c, text);
 }
 
-static const char *cond_for_errno(int err)
+const char *wka_cond_for_errno(int err)
 {
     switch (err) {
     case -ENOENT: return "amqp:not-found";
@@ -181,7 +105,7 @@ static const char *cond_for_errno(int err)
     }
 }
 
-static uint64_t new_corr(struct wka_conn *ac, enum pend_kind kind, pn_delivery_t *dl,
+uint64_t wka_new_corr(struct wka_conn *ac, enum pend_kind kind, pn_delivery_t *dl,
                          struct wka_link *lk)
 {
     struct wka_pend *p = malloc(sizeof(*p));
@@ -271,7 +195,7 @@ static void source_selector(pn_terminus_t *t, char *out, size_t cap)
     }
 }
 
-static int send_rec(struct wka_conn *ac, const struct msgproto_rec *rec)
+int wka_send_rec(struct wka_conn *ac, const struct msgproto_rec *rec)
 {
     int r = wk_send(ac->w, rec, true);
 
@@ -334,7 +258,7 @@ static void unsubscribe(struct wka_link *lk, bool remove_durable)
     rec.flags = remove_durable && lk->durable_sub ? MSGPROTO_F_REMOVE_DURABLE : 0;
     rec.u.unsub.conn = ac->id;
     rec.u.unsub.consumer = lk->consumer;
-    send_rec(ac, &rec);
+    wka_send_rec(ac, &rec);
     u64map_del(&ac->consumers, lk->consumer);
     lk->consumer = 0;
 }
@@ -398,213 +322,11 @@ static void producer_credit(struct wka_conn *ac, struct wka_link *lk)
     producer_top_up(lk);
 }
 
-static void reject(pn_delivery_t *dl, const char *name, const char *text)
+void wka_reject(pn_delivery_t *dl, const char *name, const char *text)
 {
     set_cond(pn_disposition_condition(pn_delivery_local(dl)), name, "%s", text);
     pn_delivery_update(dl, PN_REJECTED);
     pn_delivery_settle(dl);
-}
-
-/* ---- transactions (AMQP 1.0 part 4) ---- */
-
-#define TXN_DECLARED 0x33u /* amqp:declared:list */
-#define TXN_STATE 0x34u    /* amqp:transactional-state:list */
-
-static void tx_free(struct wka_tx *t)
-{
-    if (t)
-        free(t->settled);
-    free(t);
-}
-
-/* The declared transaction a txn-id names (8 bytes: the core's tx id), or NULL. */
-static struct wka_tx *tx_by_id(struct wka_conn *ac, const void *id, size_t len)
-{
-    uint64_t v;
-
-    if (len != sizeof(v))
-        return NULL;
-    memcpy(&v, id, sizeof(v));
-    return u64map_get(&ac->txs, v);
-}
-
-/*
- * A transactional-state disposition (data: list [txn-id, outcome]): its
- * transaction, and the outcome's code and fields (outcome 0 when absent).
- */
-static struct wka_tx *tx_state(struct wka_conn *ac, pn_disposition_t *ds, uint64_t *outcome,
-                               bool *failed, bool *undeliverable)
-{
-    pn_data_t *d = pn_disposition_data(ds);
-    struct wka_tx *t = NULL;
-
-    *outcome = 0;
-    *failed = *undeliverable = false;
-    pn_data_rewind(d);
-    if (!pn_data_next(d) || pn_data_type(d) != PN_LIST)
-        return NULL;
-    pn_data_enter(d);
-    if (pn_data_next(d) && pn_data_type(d) == PN_BINARY) {
-        pn_bytes_t id = pn_data_get_binary(d);
-        t = tx_by_id(ac, id.start, id.size);
-    }
-    if (t && pn_data_next(d) && pn_data_type(d) == PN_DESCRIBED) {
-        pn_data_enter(d);
-        if (pn_data_next(d) && pn_data_type(d) == PN_ULONG)
-            *outcome = pn_data_get_ulong(d);
-        if (pn_data_next(d) && pn_data_type(d) == PN_LIST) {
-            pn_data_enter(d);
-            *failed = pn_data_next(d) && pn_data_type(d) == PN_BOOL && pn_data_get_bool(d);
-            *undeliverable = pn_data_next(d) && pn_data_type(d) == PN_BOOL &&
-                             pn_data_get_bool(d);
-        }
-    }
-    return t;
-}
-
-/* Our disposition data: list [txn-id] (declared) or [txn-id, accepted] (a transfer's state). */
-static void put_txn_state(pn_delivery_t *dl, uint64_t type, uint64_t id)
-{
-    pn_data_t *d = pn_disposition_data(pn_delivery_local(dl));
-
-    pn_data_clear(d);
-    pn_data_put_list(d);
-    pn_data_enter(d);
-    pn_data_put_binary(d, pn_bytes(sizeof(id), (const char *)&id));
-    if (type == TXN_STATE) {
-        pn_data_put_described(d);
-        pn_data_enter(d);
-        pn_data_put_ulong(d, PN_ACCEPTED);
-        pn_data_put_list(d);
-        pn_data_exit(d);
-    }
-    pn_data_exit(d);
-    pn_delivery_update(dl, type);
-    pn_delivery_settle(dl);
-}
-
-static int tx_note_settle(struct wka_tx *t, uint64_t consumer, uint64_t delivery)
-{
-    if (t->n == t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 16;
-        struct wka_tx_settle *ns = realloc(t->settled, nc * sizeof(*ns));
-        if (!ns)
-            return -ENOMEM;
-        t->settled = ns;
-        t->cap = nc;
-    }
-    t->settled[t->n++] = (struct wka_tx_settle){consumer, delivery};
-    return 0;
-}
-
-/* A transaction that did not commit: its settled deliveries go back, count raised. */
-static void tx_return_settled(struct wka_conn *ac, const struct wka_tx *t)
-{
-    for (size_t i = 0; i < t->n; i++) {
-        struct msgproto_rec rec = {.type = MSGPROTO_MODIFIED};
-        rec.u.settle.conn = ac->id;
-        rec.u.settle.consumer = t->settled[i].consumer;
-        rec.u.settle.delivery = t->settled[i].delivery;
-        send_rec(ac, &rec);
-    }
-}
-
-static void tx_declare(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
-{
-    struct wka_tx *t = calloc(1, sizeof(*t));
-    struct msgproto_rec rec = {.type = MSGPROTO_TX_BEGIN};
-    struct wka_pend *p;
-
-    if (!t) {
-        reject(dl, "amqp:internal-error", "out of memory");
-        return;
-    }
-    t->id = ++ac->next_tx;
-    rec.u.tx.conn = ac->id;
-    rec.u.tx.tx = t->id;
-    rec.u.tx.corr = new_corr(ac, PEND_DECLARE, dl, lk);
-    p = rec.u.tx.corr ? u64map_get(&ac->corr, rec.u.tx.corr) : NULL;
-    if (!p || send_rec(ac, &rec) < 0) {
-        if (p)
-            free(u64map_del(&ac->corr, rec.u.tx.corr));
-        tx_free(t);
-        reject(dl, "amqp:internal-error", "the broker cannot begin a transaction");
-        return;
-    }
-    p->tx = t;
-    lk->pending++;
-}
-
-static void tx_discharge(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl,
-                         const struct wka_txn_ctl *ctl)
-{
-    struct wka_tx *t = tx_by_id(ac, ctl->id, ctl->id_len);
-    struct msgproto_rec rec = {.type = ctl->fail ? MSGPROTO_TX_ROLLBACK : MSGPROTO_TX_COMMIT};
-    struct wka_pend *p;
-
-    if (!t) {
-        reject(dl, "amqp:transaction:unknown-id", "no such transaction on this connection");
-        return;
-    }
-    u64map_del(&ac->txs, t->id); /* ended: later work naming it is refused */
-    rec.u.tx.conn = ac->id;
-    rec.u.tx.tx = t->id;
-    rec.u.tx.corr = new_corr(ac, PEND_DISCHARGE, dl, lk);
-    p = rec.u.tx.corr ? u64map_get(&ac->corr, rec.u.tx.corr) : NULL;
-    if (!p || send_rec(ac, &rec) < 0) {
-        if (p)
-            free(u64map_del(&ac->corr, rec.u.tx.corr));
-        tx_return_settled(ac, t);
-        tx_free(t);
-        reject(dl, "amqp:transaction:rollback", "the broker cannot end the transaction");
-        return;
-    }
-    p->tx = t;
-    p->fail = ctl->fail;
-    lk->pending++;
-}
-
-/* A complete message on a coordinator link: declare or discharge. */
-static void coordinate(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
-{
-    struct wka_txn_ctl ctl;
-    char err[160];
-
-    if (wka_msg_txn_control(lk->in, lk->in_len, &ctl, err, sizeof(err)) < 0) {
-        reject(dl, "amqp:decode-error", err);
-        return;
-    }
-    if (ctl.declare)
-        tx_declare(ac, lk, dl);
-    else
-        tx_discharge(ac, lk, dl, &ctl);
-}
-
-/* The core answered a declare or a discharge. */
-static void tx_done(struct wka_conn *ac, struct wka_pend *p, const struct msgproto_done *d,
-                    const char *text)
-{
-    struct wka_tx *t = p->tx;
-
-    if (p->kind == PEND_DECLARE) {
-        if (d->status == 0 && u64map_put(&ac->txs, t->id, t) == 0) {
-            put_txn_state(p->dl, TXN_DECLARED, t->id);
-            return;
-        }
-        reject(p->dl, d->status < 0 ? cond_for_errno(d->status) : "amqp:internal-error",
-               d->status < 0 ? text : "out of memory");
-        tx_free(t);
-        return;
-    }
-    if (p->fail || d->status < 0)
-        tx_return_settled(ac, t);
-    if (d->status == 0) {
-        pn_delivery_update(p->dl, PN_ACCEPTED);
-        pn_delivery_settle(p->dl);
-    } else {
-        reject(p->dl, "amqp:transaction:rollback", text);
-    }
-    tx_free(t);
 }
 
 static void produce(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
@@ -617,16 +339,16 @@ static void produce(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
 
     if (r < 0) {
         log_info("AMQP %s: message refused: %s", wnet_peer_name(ac->c), err);
-        reject(dl, r == -EBADMSG ? "amqp:decode-error" : "amqp:invalid-field", err);
+        wka_reject(dl, r == -EBADMSG ? "amqp:decode-error" : "amqp:invalid-field", err);
         return;
     }
     uint64_t tx = 0;
-    if (pn_delivery_remote_state(dl) == TXN_STATE) {
+    if (pn_delivery_remote_state(dl) == WKA_TXN_STATE) {
         uint64_t outcome;
         bool f, u;
-        struct wka_tx *t = tx_state(ac, pn_delivery_remote(dl), &outcome, &f, &u);
+        struct wka_tx *t = wka_tx_state(ac, pn_delivery_remote(dl), &outcome, &f, &u);
         if (!t) {
-            reject(dl, "amqp:transaction:unknown-id", "no such transaction on this connection");
+            wka_reject(dl, "amqp:transaction:unknown-id", "no such transaction on this connection");
             return;
         }
         tx = t->id;
@@ -634,7 +356,7 @@ static void produce(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
     struct msgproto_rec rec = {.type = MSGPROTO_SEND};
     rec.flags = s.durable ? MSGPROTO_F_DURABLE : 0;
     rec.u.send.conn = ac->id;
-    rec.u.send.corr = settled ? 0 : new_corr(ac, PEND_SEND, dl, lk);
+    rec.u.send.corr = settled ? 0 : wka_new_corr(ac, PEND_SEND, dl, lk);
     rec.u.send.tx = tx;
     if (rec.u.send.corr)
         ((struct wka_pend *)u64map_get(&ac->corr, rec.u.send.corr))->send_tx = tx;
@@ -646,15 +368,15 @@ static void produce(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
     rec.u.send.dup_id = (struct msgproto_bytes){s.dup_id, s.dup_len};
     rec.u.send.message = (struct msgproto_bytes){s.hmsg, (uint32_t)s.hmsg_len};
     if (!settled && !rec.u.send.corr) {
-        reject(dl, "amqp:internal-error", "out of memory");
+        wka_reject(dl, "amqp:internal-error", "out of memory");
         return;
     }
-    r = send_rec(ac, &rec);
+    r = wka_send_rec(ac, &rec);
     if (r < 0) {
         if (!settled) {
             free(u64map_del(&ac->corr, rec.u.send.corr));
             snprintf(err, sizeof(err), "the broker cannot take the message: %s", strerror(-r));
-            reject(dl, cond_for_errno(r), err);
+            wka_reject(dl, wka_cond_for_errno(r), err);
         }
         return;
     }
@@ -713,7 +435,7 @@ static void on_transfer_in(struct wka_conn *ac, struct wka_link *lk, pn_delivery
         pn_delivery_settle(dl);
     } else {
         if (lk->kind == LK_COORD)
-            coordinate(ac, lk, dl);
+            wka_coordinate(ac, lk, dl);
         else
             produce(ac, lk, dl);
         producer_credit(ac, lk);
@@ -764,7 +486,7 @@ static void consumer_credit(struct wka_conn *ac, struct wka_link *lk)
     rec.u.credit.conn = ac->id;
     rec.u.credit.consumer = lk->consumer;
     rec.u.credit.credits = (uint32_t)add;
-    if (send_rec(ac, &rec) == 0)
+    if (wka_send_rec(ac, &rec) == 0)
         lk->core_credit += add;
 }
 
@@ -787,8 +509,8 @@ static void consumer_drain(struct wka_conn *ac, struct wka_link *lk)
     }
     rec.u.unsub.conn = ac->id;
     rec.u.unsub.consumer = lk->consumer;
-    rec.u.unsub.corr = new_corr(ac, PEND_DRAIN, NULL, lk);
-    if (!rec.u.unsub.corr || send_rec(ac, &rec) < 0) {
+    rec.u.unsub.corr = wka_new_corr(ac, PEND_DRAIN, NULL, lk);
+    if (!rec.u.unsub.corr || wka_send_rec(ac, &rec) < 0) {
         free(u64map_del(&ac->corr, rec.u.unsub.corr));
         link_close(lk, "amqp:internal-error", "the broker cannot drain the link");
         return;
@@ -863,7 +585,7 @@ static void open_consumer(struct wka_conn *ac, pn_link_t *l)
     struct msgproto_rec rec = {.type = MSGPROTO_SUBSCRIBE};
     rec.u.sub.conn = ac->id;
     rec.u.sub.consumer = lk->consumer;
-    rec.u.sub.corr = new_corr(ac, PEND_SUB, NULL, lk);
+    rec.u.sub.corr = wka_new_corr(ac, PEND_SUB, NULL, lk);
     rec.u.sub.routing = lk->routing;
     lk->browse = pn_terminus_get_distribution_mode(src) == PN_DIST_MODE_COPY;
     rec.u.sub.options = (lk->presettled ? MSGPROTO_SUB_AUTO_ACK : 0) |
@@ -874,7 +596,7 @@ static void open_consumer(struct wka_conn *ac, pn_link_t *l)
     rec.u.sub.queue = msgproto_str("");
     rec.u.sub.sub_name = msgproto_str(subname);
     rec.u.sub.filter = msgproto_str(selector);
-    if (send_rec(ac, &rec) < 0) {
+    if (wka_send_rec(ac, &rec) < 0) {
         free(u64map_del(&ac->corr, rec.u.sub.corr));
         link_close(lk, "amqp:internal-error", "the broker cannot take the subscription");
         return;
@@ -913,8 +635,8 @@ static void on_disposition(struct wka_conn *ac, struct wka_link *lk, pn_delivery
     struct msgproto_rec rec = {0};
     struct wka_tx *t = NULL;
 
-    if (state == TXN_STATE) {
-        t = tx_state(ac, ds, &state, &failed, &undeliverable);
+    if (state == WKA_TXN_STATE) {
+        t = wka_tx_state(ac, ds, &state, &failed, &undeliverable);
         if (!t) {
             link_close(lk, "amqp:transaction:unknown-id",
                        "a transactional outcome names no transaction of this connection");
@@ -930,8 +652,8 @@ static void on_disposition(struct wka_conn *ac, struct wka_link *lk, pn_delivery
         rec.u.settle.consumer = lk->consumer;
         rec.u.settle.tx = t ? t->id : 0;
         memcpy(&rec.u.settle.delivery, tag.start, 8);
-        if (send_rec(ac, &rec) == 0 && t &&
-            tx_note_settle(t, lk->consumer, rec.u.settle.delivery) < 0)
+        if (wka_send_rec(ac, &rec) == 0 && t &&
+            wka_tx_note_settle(t, lk->consumer, rec.u.settle.delivery) < 0)
             log_err("AMQP %s: out of memory noting a transactional settlement",
                     wnet_peer_name(ac->c));
     }
@@ -951,7 +673,7 @@ static void start_stat(struct wka_conn *ac)
         rec.u.stat_req.request = ac->id; /* replies route by connection id */
         rec.u.stat_req.queue = msgproto_str(lk->filter ? lk->filter : "");
         lk->stat_started = true;
-        if (send_rec(ac, &rec) < 0) {
+        if (wka_send_rec(ac, &rec) < 0) {
             link_close(lk, "amqp:internal-error", "cannot ask the core");
             continue;
         }
@@ -1040,7 +762,7 @@ static void conn_remote_open(struct wka_conn *ac, pn_connection_t *conn)
     rec.u.conn.conn = ac->id;
     rec.u.conn.client_id = msgproto_str(pn_connection_remote_container(conn));
     rec.u.conn.user = msgproto_str(user);
-    if (send_rec(ac, &rec) == 0)
+    if (wka_send_rec(ac, &rec) == 0)
         ac->opened = true;
     uint32_t idle = pn_transport_get_remote_idle_timeout(ac->d.transport);
     if (idle) {
@@ -1182,18 +904,18 @@ static void on_done(void *conn, const struct msgproto_done *d)
         if (p->lk)
             drain_done(ac, p->lk, d->status);
     } else if (p->kind == PEND_DECLARE || p->kind == PEND_DISCHARGE) {
-        tx_done(ac, p, d, text);
+        wka_tx_done(ac, p, d, text);
     } else if (p->kind == PEND_SEND) {
         if (d->status == 0 && p->send_tx) {
-            put_txn_state(p->dl, TXN_STATE, p->send_tx);
+            wka_put_txn_state(p->dl, WKA_TXN_STATE, p->send_tx);
         } else if (d->status == 0) {
             pn_delivery_update(p->dl, PN_ACCEPTED);
             pn_delivery_settle(p->dl);
         } else {
-            reject(p->dl, cond_for_errno(d->status), text);
+            wka_reject(p->dl, wka_cond_for_errno(d->status), text);
         }
     } else if (d->status < 0 && p->lk) {
-        link_close(p->lk, cond_for_errno(d->status), text);
+        link_close(p->lk, wka_cond_for_errno(d->status), text);
     }
     if (p->lk)
         link_maybe_free(p->lk);
@@ -1241,7 +963,7 @@ static void on_consumer_closed(void *conn, const struct msgproto_consumer_closed
     u64map_del(&ac->consumers, c->consumer);
     lk->consumer = 0;
     snprintf(text, sizeof(text), "%.*s", (int)c->reason.len, (const char *)c->reason.p);
-    link_close(lk, c->status < 0 ? cond_for_errno(c->status) : NULL, text);
+    link_close(lk, c->status < 0 ? wka_cond_for_errno(c->status) : NULL, text);
     pump(ac);
 }
 
@@ -1422,12 +1144,12 @@ static void am_close(void *state, const char *why)
         evloop_del(ac->w->loop, ac->tick_timer);
     wk_conn_unregister(ac->w, ac->id);
     while ((e = u64map_next(&ac->corr, &pos))) {
-        tx_free(((struct wka_pend *)e->val)->tx);
+        wka_tx_free(((struct wka_pend *)e->val)->tx);
         free(e->val);
     }
     pos = 0;
     while ((e = u64map_next(&ac->txs, &pos)))
-        tx_free(e->val);
+        wka_tx_free(e->val);
     u64map_free(&ac->corr);
     u64map_free(&ac->consumers);
     u64map_free(&ac->txs);

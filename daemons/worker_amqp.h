@@ -1,8 +1,11 @@
 /*
  * worker_amqp — AMQP 1.0 connections of a worker (Qpid Proton C's
  * pn_connection_driver inside the worker's own epoll loop: no proactor, no
- * threads). Three parts:
+ * threads). Four parts:
  *   worker_amqp.c       the wnet protocol, Proton events ⇄ msgproto records
+ *   worker_amqp_txn.c   the transaction coordinator (declare/discharge ⇄ the
+ *                       core's transactions); it shares the connection's
+ *                       structs through worker_amqp_conn.h
  *   worker_amqp_msg.c   the encoded AMQP message ⇄ hmsg (fields, properties,
  *                       the raw sections kept intact, the header patched on
  *                       redelivery, the body for STOMP consumers)

@@ -36,6 +36,7 @@
 #define RECONNECT_PAUSE_MS 250
 #define CONNECT_TIMEOUT_MS 3000
 #define LOOP_POLL_MS       20
+#define READS_PER_POLL     16 /* reads of up to Proton's buffer after one poll */
 
 int64_t hq_now_ms(void)
 {
@@ -260,18 +261,30 @@ static void do_io(struct hq_conn *c, int timeout_ms)
         pfd.events &= (short)~POLLIN;
     if (poll(&pfd, 1, timeout_ms) <= 0)
         return;
-    if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+    if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+        return;
+    /*
+     * Proton's read buffer is small (16 KiB: ~15 transfers of 1 KiB), so one
+     * read per poll would pay a poll and a loop round for every few messages:
+     * read on until the socket is empty, for a bounded number of rounds.
+     */
+    for (int i = 0; i < READS_PER_POLL; i++) {
         pn_rwbytes_t rb = pn_connection_driver_read_buffer(&c->d);
         if (!rb.size)
             return;
         ssize_t n = recv(c->fd, rb.start, rb.size, MSG_DONTWAIT);
         if (n > 0) {
             pn_connection_driver_read_done(&c->d, (size_t)n);
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            if ((size_t)n < rb.size)
+                return; /* the socket is empty */
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        } else {
             if (!c->err[0])
                 snprintf(c->err, sizeof(c->err), "connection lost: %s",
                          n == 0 ? "closed by the broker" : strerror(errno));
             pn_connection_driver_close(&c->d);
+            return;
         }
     }
 }

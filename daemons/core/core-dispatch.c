@@ -142,6 +142,82 @@ static int browse_one(struct core_engine *e, struct core_consumer *c)
     return TRY_REMOVED;
 }
 
+/* ---- pending drains (core-drain.h) ---- */
+
+/* Credit mode: the consumer holds a count of messages it may still get. */
+static bool credit_mode(const struct core_consumer *c)
+{
+    return !unbounded_window(c) && !(c->options & MSGPROTO_SUB_WINDOW);
+}
+
+/* A ready message c would get now if its worker's ring had room. */
+static bool deliverable(struct core_engine *e, const struct core_consumer *c)
+{
+    int64_t now = -1;
+    bool browse = c->options & MSGPROTO_SUB_BROWSE;
+    for (struct dlist *pos = c->q->ready.next; pos != &c->q->ready; pos = pos->next) {
+        const struct core_ref *r = dl_entry(pos, struct core_ref, link);
+        if (expired(e, r, &now) || (browse ? !after_cursor(c, r) : r->excluded == c->serial))
+            continue;
+        if (!c->filter || core_filter_match(c->filter, &r->m->view))
+            return true;
+    }
+    return false;
+}
+
+static void drain_forget(struct core_consumer *c)
+{
+    if (!c->drain_pending)
+        return;
+    c->drain_pending = false;
+    c->q->drains_pending--;
+}
+
+/* DONE(corr) with the credit dropped. It reports credit, not the store: a
+ * store error of the operation whose dispatch round ended the drain is that
+ * operation's own answer, and its error text must survive for its caller. */
+static void drain_answer(struct core_engine *e, const struct core_conn *cn, uint64_t corr,
+                         uint32_t dropped)
+{
+    int op_err = e->op_err;
+    char err[sizeof(e->err)];
+    memcpy(err, e->err, sizeof(err));
+    e->op_err = 0;
+    answer(e, cn->worker, cn->id, corr, dropped > INT32_MAX ? INT32_MAX : (int)dropped, NULL);
+    e->op_err = op_err;
+    memcpy(e->err, err, sizeof(err));
+}
+
+/* Ends c's pending drain: the credit left is dropped and DONE says how much. */
+static void drain_finish(struct core_engine *e, struct core_consumer *c)
+{
+    uint32_t dropped = 0;
+    if (credit_mode(c)) {
+        dropped = c->credit;
+        c->credit = 0;
+    }
+    drain_forget(c);
+    drain_answer(e, c->conn, c->drain_corr, dropped);
+}
+
+/* After a dispatch round: answering now would not say "drained" with a
+ * message left that c could have had but for its worker's full ring. */
+static bool drain_may_end(struct core_engine *e, const struct core_consumer *c)
+{
+    return !credit_mode(c) || c->credit == 0 || !e->blocked[c->conn->worker] || !deliverable(e, c);
+}
+
+static void drains_settle(struct core_engine *e, struct core_queue *q)
+{
+    for (struct dlist *pos = q->consumers.next; pos != &q->consumers; pos = pos->next) {
+        struct core_consumer *c = dl_entry(pos, struct core_consumer, qlink);
+        if (c->drain_pending && drain_may_end(e, c))
+            drain_finish(e, c);
+    }
+}
+
+/* ---- dispatch ---- */
+
 void queue_dispatch(struct core_engine *e, struct core_queue *q)
 {
     /* Round robin: the first consumer (from the head) that can take a
@@ -164,6 +240,8 @@ void queue_dispatch(struct core_engine *e, struct core_queue *q)
         if (!delivered)
             break;
     }
+    if (q->drains_pending)
+        drains_settle(e, q);
 }
 
 /* ---- settlement ---- */
@@ -256,6 +334,8 @@ int settle_apply(struct core_engine *e, struct core_consumer *c, uint16_t type, 
 void consumer_close(struct core_engine *e, struct core_consumer *c, bool raise_count)
 {
     struct core_queue *q = c->q;
+    if (c->drain_pending)
+        drain_finish(e, c); /* conn_free forgot it first: here the connection lives */
     while (!dl_empty(&c->inflight)) {
         struct core_ref *r = dl_entry(c->inflight.next, struct core_ref, link);
         ref_detach(r);
@@ -296,6 +376,7 @@ void conn_free(struct core_engine *e, struct core_conn *cn)
     while ((b = 0, it = NULL, c = hmap_next(&cn->consumers, &b, &it))) {
         struct core_queue *q = c->q;
         hmap_del(&cn->consumers, &c->id, sizeof(c->id));
+        drain_forget(c); /* the connection is gone: no DONE to send */
         consumer_close(e, c, true);
         if (!e->no_persist)
             queue_gc(e, q, false);
@@ -505,23 +586,19 @@ int core_drain(struct core_engine *e, uint32_t worker, const struct msgproto_con
 {
     op_begin(e);
     struct core_consumer *c = consumer_find(e, worker, d->conn, d->consumer);
-    int rc;
+    int rc = 0;
     if (!c) {
         rc = answer(e, worker, d->conn, d->corr, -ENOENT, "DRAIN for unknown consumer %llu",
                     (unsigned long long)d->consumer);
     } else {
-        queue_dispatch(e, c->q);
-        /* A browse that showed its last message closed its consumer meanwhile. */
-        c = consumer_find(e, worker, d->conn, d->consumer);
-        uint32_t dropped = 0;
-        if (c && !unbounded_window(c) && !(c->options & MSGPROTO_SUB_WINDOW)) {
-            dropped = c->credit;
-            c->credit = 0;
+        if (c->drain_pending) { /* superseded: dropped nothing, the new one goes on */
+            drain_forget(c);
+            drain_answer(e, c->conn, c->drain_corr, 0);
         }
-        rc = answer(e, worker, d->conn, d->corr, dropped > INT32_MAX ? INT32_MAX : (int)dropped,
-                    NULL);
-        if (rc > 0)
-            rc = 0;
+        c->drain_pending = true;
+        c->drain_corr = d->corr;
+        c->q->drains_pending++;
+        queue_dispatch(e, c->q); /* ends it unless the worker's ring is full */
     }
     op_end(e);
     return rc;

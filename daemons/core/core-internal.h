@@ -16,6 +16,15 @@
  *    dispatch attempt: that rotation is the round robin.
  *  - Queues to dispatch are collected in engine->dirty during an operation
  *    and dispatched at its end (op_end), never from inside a callback.
+ *  - A pending drain (core-drain.h): c->drain_pending means a DRAIN record
+ *    of c is not answered yet and c->drain_corr is its correlation; the
+ *    queue counts them in q->drains_pending so a dispatch round without
+ *    one costs nothing. Every dispatch round of c's queue (queue_dispatch)
+ *    ends it unless c still has credit, a message c could take is still
+ *    ready and c's worker is blocked (its ring full): only then would an
+ *    answer now say "drained" with messages left. A pending drain holds
+ *    no memory: the consumer going by UNSUBSCRIBE or browse completion
+ *    (consumer_close) answers it; conn_free forgets it (no one to tell).
  *  - Per-address memory (core-flow.h): a message is charged once to the
  *    address of its first ref (m->acct, m->acct_refs counts its refs in
  *    that address's queues); a ref in another address's queue is charged
@@ -99,6 +108,7 @@ struct core_queue {
     struct core_filter *filter;
     struct dlist ready, consumers;
     uint32_t nconsumers;
+    uint32_t drains_pending; /* its consumers with drain_pending */
     uint64_t next_seq, ready_n, delivering_n;
     uint64_t added, acked, dead_lettered, expired;
 };
@@ -125,6 +135,8 @@ struct core_consumer {
     struct dlist inflight;
     struct hmap by_delivery; /* u64 -> core_ref */
     uint64_t next_delivery;
+    bool drain_pending;     /* a DRAIN waits for its worker's ring (core-drain.h) */
+    uint64_t drain_corr;    /* its DONE correlation while drain_pending */
     bool browse_started;    /* browse cursor: last (priority, seq) shown */
     uint8_t browse_prio;
     uint64_t browse_seq;

@@ -14,7 +14,7 @@ EXTRA_DIST += daemons/core/README.md
 
 CORE_TESTS = tests/core/test_msgproto tests/core/test_msgproto_fuzz tests/core/test_core_filter \
 	tests/core/test_core_engine tests/core/test_core_model \
-	tests/core/test_core_records_fuzz
+	tests/core/test_core_records_fuzz tests/core/test_core_drain
 check_PROGRAMS += $(CORE_TESTS)
 TESTS += $(CORE_TESTS)
 tests_core_test_msgproto_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
@@ -35,6 +35,10 @@ tests_core_test_core_records_fuzz_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top
 tests_core_test_core_records_fuzz_SOURCES = tests/core/test_core_records_fuzz.c \
 	tests/core/core_harness.c tests/core/core_harness.h
 tests_core_test_core_records_fuzz_LDADD = $(HAMQ_CORE_LIBS) $(CMOCKA_LIBS)
+tests_core_test_core_drain_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) -I$(top_srcdir)/daemons/core
+tests_core_test_core_drain_SOURCES = tests/core/test_core_drain.c tests/core/core_harness.c \
+	tests/core/core_harness.h
+tests_core_test_core_drain_LDADD = $(HAMQ_CORE_LIBS) $(CMOCKA_LIBS)
 
 # Engine CPU cost per message (figures, not a test): tests/core/bench_core [messages]
 noinst_PROGRAMS += tests/core/bench_core

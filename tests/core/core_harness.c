@@ -15,6 +15,11 @@ static int io_deliver(void *ctx, const struct core_delivery *d)
         h->refuse_deliveries--;
         return -EAGAIN;
     }
+    if (d->worker == 0 && h->ring_slots) {
+        if (h->ring_used >= h->ring_slots)
+            return -EAGAIN;
+        h->ring_used++;
+    }
     if (h->ndl % 1024 == 0)
         h->dl = realloc(h->dl, (h->ndl + 1024) * sizeof(*h->dl));
     struct h_delivery *x = &h->dl[h->ndl++];
@@ -34,7 +39,7 @@ static void io_done(void *ctx, uint32_t worker, uint64_t conn, uint64_t corr, in
     struct harness *h = ctx;
     if (h->ndone < sizeof(h->done) / sizeof(h->done[0])) {
         struct h_done *x = &h->done[h->ndone++];
-        *x = (struct h_done){worker, conn, corr, status, ""};
+        *x = (struct h_done){worker, conn, corr, status, "", h->ndl};
         snprintf(x->text, sizeof(x->text), "%s", text);
     }
 }
@@ -240,4 +245,18 @@ const struct h_done *h_done_for(const struct harness *h, uint64_t corr)
         if (h->done[i].corr == corr)
             return &h->done[i];
     return NULL;
+}
+
+size_t h_done_count(const struct harness *h, uint64_t corr)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->ndone; i++)
+        n += h->done[i].corr == corr;
+    return n;
+}
+
+void h_ring_read(struct harness *h)
+{
+    h->ring_used = 0;
+    core_worker_resume(h->e, 0);
 }

@@ -2,7 +2,8 @@
  * core_harness — a recording test double for the engine's callback tables
  * (io: deliveries, answers, consumer closes; persist: an in-memory journal
  * that hands out rising LSNs) and short helpers to drive the engine.
- * Shared by test_core_engine.c and test_core_model.c.
+ * Shared by the engine unit tests (test_core_engine, _model, _flow, _drain,
+ * _records_fuzz).
  */
 #ifndef HAMQ_TEST_CORE_HARNESS_H
 #define HAMQ_TEST_CORE_HARNESS_H
@@ -27,6 +28,7 @@ struct h_done {
     uint64_t conn, corr;
     int status;
     char text[256];
+    size_t ndl; /* deliveries recorded before this answer (their order on the ring) */
 };
 
 struct h_closed {
@@ -64,6 +66,10 @@ struct harness {
     bool flow_blocked; /* last flow() state */
     uint8_t last_data[2048]; /* the last delivered encoded message */
     size_t last_len;
+    /* A bounded ring to worker 0: with ring_slots > 0, a delivery to worker 0
+     * is refused while ring_used == ring_slots, until h_ring_read() empties
+     * the ring (answers are never refused: the core queues them). */
+    size_t ring_slots, ring_used;
 };
 
 struct harness *h_new(const struct core_config *cfg); /* NULL cfg: defaults */
@@ -104,5 +110,8 @@ const struct h_delivery *h_last_for(const struct harness *h, uint64_t conn, uint
 size_t h_journal_count(const struct harness *h, char op);
 const struct core_queue_stat *h_stat(struct harness *h, const char *queue);
 const struct h_done *h_done_for(const struct harness *h, uint64_t corr);
+size_t h_done_count(const struct harness *h, uint64_t corr);
+/* Worker 0 read its ring: the ring is empty and the engine is told (resume). */
+void h_ring_read(struct harness *h);
 
 #endif

@@ -39,7 +39,7 @@ static void io_done(void *ctx, uint32_t worker, uint64_t conn, uint64_t corr, in
     struct harness *h = ctx;
     if (h->ndone < sizeof(h->done) / sizeof(h->done[0])) {
         struct h_done *x = &h->done[h->ndone++];
-        *x = (struct h_done){worker, conn, corr, status, "", h->ndl};
+        *x = (struct h_done){worker, conn, corr, status, "", h->ndl, h->ring_used};
         snprintf(x->text, sizeof(x->text), "%s", text);
     }
 }

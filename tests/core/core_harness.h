@@ -29,6 +29,7 @@ struct h_done {
     int status;
     char text[256];
     size_t ndl; /* deliveries recorded before this answer (their order on the ring) */
+    size_t ring_used; /* worker 0's ring when answered (see ring_slots) */
 };
 
 struct h_closed {

@@ -3,6 +3,8 @@
  * the credit up before it answers, and a full ring to the consumer's worker
  * does not end it early. The ring is the harness's bounded ring of worker 0
  * (ring_slots deliveries, emptied by h_ring_read, which resumes the worker).
+ * The last test is a bounded randomized mix (fixed seeds) checked against
+ * the rules of core-drain.h after every operation.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core-drain.h"
 #include "core_harness.h"
@@ -331,6 +334,230 @@ static void browse_that_shows_everything_answers_its_pending_drain_once(void **s
     h_free(h);
 }
 
+/* ---- randomized: drains, credit, acks, closes over a small full ring ---- */
+
+enum { RSLOTS = 6, RCONNS = 3, ROPS = 700, RSEEDS = 12, RCORR0 = 1000, ROUT = 4096 };
+enum corr_state { C_NONE, C_ISSUED, C_ANSWERED, C_ORPHANED };
+
+struct rslot {
+    uint64_t conn, id;               /* id 0: free */
+    uint64_t granted, dropped, corr; /* corr: its drain not answered yet, 0 none */
+};
+
+struct rmodel {
+    struct harness *h;
+    struct rslot s[RSLOTS];
+    uint64_t next_id, next_corr, rng;
+    enum corr_state corr_st[ROPS + 1];
+    int corr_slot[ROPS + 1];
+    struct {
+        uint64_t conn, id, did;
+    } out[ROUT];
+    size_t nout, dl_seen, done_seen;
+};
+
+static uint32_t rnd(struct rmodel *m)
+{
+    m->rng ^= m->rng << 13;
+    m->rng ^= m->rng >> 7;
+    m->rng ^= m->rng << 17;
+    return (uint32_t)m->rng;
+}
+
+/* A random slot with a consumer (-1: none). */
+static int live_slot(struct rmodel *m)
+{
+    int k = (int)(rnd(m) % RSLOTS);
+    for (int i = 0; i < RSLOTS; i++)
+        if (m->s[(k + i) % RSLOTS].id)
+            return (k + i) % RSLOTS;
+    return -1;
+}
+
+static void forget_out(struct rmodel *m, uint64_t conn, uint64_t id)
+{
+    for (size_t i = 0; i < m->nout;)
+        if (m->out[i].conn == conn && (id == 0 || m->out[i].id == id))
+            m->out[i] = m->out[--m->nout];
+        else
+            i++;
+}
+
+static void absorb_deliveries(struct rmodel *m)
+{
+    for (; m->dl_seen < m->h->ndl; m->dl_seen++) {
+        const struct h_delivery *d = &m->h->dl[m->dl_seen];
+        assert_true(m->nout < ROUT);
+        m->out[m->nout].conn = d->conn;
+        m->out[m->nout].id = d->consumer;
+        m->out[m->nout].did = d->delivery_id;
+        m->nout++;
+    }
+}
+
+static uint64_t ready_in_q(struct harness *h)
+{
+    const struct core_queue_stat *st = h_stat(h, "q");
+    return st ? st->messages - st->delivering : 0;
+}
+
+/*
+ * The answers of one operation: each drain answered once, never after its
+ * connection went, and never with credit dropped while worker 0's ring was
+ * full and a message was ready (all consumers are on worker 0 and take every
+ * message, so that is "drained" with a message left it could have had). A
+ * drain answered for good leaves granted = delivered + dropped.
+ */
+static void check_answers(struct rmodel *m, bool unsubscribing)
+{
+    bool answered[RSLOTS] = {false};
+    uint64_t ready = ready_in_q(m->h);
+    for (; m->done_seen < m->h->ndone; m->done_seen++) {
+        const struct h_done *d = &m->h->done[m->done_seen];
+        assert_true(d->corr > RCORR0 && d->corr <= RCORR0 + ROPS);
+        int k = (int)(d->corr - RCORR0);
+        assert_int_equal(m->corr_st[k], C_ISSUED); /* once, and not to a gone connection */
+        m->corr_st[k] = C_ANSWERED;
+        assert_true(d->status >= 0);
+        struct rslot *sl = &m->s[m->corr_slot[k]];
+        if (!unsubscribing)
+            assert_true(d->status == 0 || d->ring_used < m->h->ring_slots || ready == 0);
+        sl->dropped += (uint64_t)d->status;
+        if (sl->corr == d->corr) {
+            sl->corr = 0;
+            answered[m->corr_slot[k]] = true;
+        }
+    }
+    for (int i = 0; i < RSLOTS; i++)
+        if (answered[i])
+            assert_int_equal(m->s[i].granted,
+                             h_count_for(m->h, m->s[i].conn, m->s[i].id) + m->s[i].dropped);
+}
+
+static void r_subscribe(struct rmodel *m, int i, uint32_t credit)
+{
+    struct rslot *sl = &m->s[i];
+    *sl = (struct rslot){.conn = (uint64_t)(i % RCONNS) + 1, .id = m->next_id++, .granted = credit};
+    struct h_sub_opts o = {.routing = MSGPROTO_ANYCAST, .credit = credit};
+    assert_int_equal(h_sub(m->h, sl->conn, sl->id, "q", &o), 0);
+}
+
+static void r_drain(struct rmodel *m, int i)
+{
+    struct rslot *sl = &m->s[i];
+    uint64_t corr = ++m->next_corr;
+    int k = (int)(corr - RCORR0);
+    m->corr_st[k] = C_ISSUED;
+    m->corr_slot[k] = i;
+    sl->corr = corr; /* a pending one before it is answered now, with 0 */
+    struct msgproto_consumer_ref d = {.conn = sl->conn, .consumer = sl->id, .corr = corr};
+    core_drain(m->h->e, 0, &d);
+}
+
+static void r_unsubscribe(struct rmodel *m, int i)
+{
+    struct rslot *sl = &m->s[i];
+    struct msgproto_consumer_ref u = {.conn = sl->conn, .consumer = sl->id};
+    assert_int_equal(core_unsubscribe(m->h->e, 0, &u, false), 0);
+    check_answers(m, true);
+    assert_int_equal(sl->corr, 0); /* its pending drain was answered */
+    forget_out(m, sl->conn, sl->id);
+    sl->id = 0;
+}
+
+static void r_close_conn(struct rmodel *m, uint64_t conn)
+{
+    for (int i = 0; i < RSLOTS; i++) {
+        struct rslot *sl = &m->s[i];
+        if (sl->id && sl->conn == conn) {
+            if (sl->corr)
+                m->corr_st[sl->corr - RCORR0] = C_ORPHANED;
+            sl->id = 0;
+        }
+    }
+    forget_out(m, conn, 0);
+    core_conn_close(m->h->e, 0, conn);
+    h_conn(m->h, conn, "client");
+}
+
+static void r_ack(struct rmodel *m)
+{
+    if (!m->nout)
+        return;
+    size_t i = rnd(m) % m->nout;
+    assert_int_equal(
+        h_settle(m->h, MSGPROTO_ACK, m->out[i].conn, m->out[i].id, m->out[i].did, 0, 0, 0), 0);
+    m->out[i] = m->out[--m->nout];
+}
+
+static void r_step(struct rmodel *m, int *sent)
+{
+    uint32_t r = rnd(m) % 100;
+    int i = live_slot(m);
+    char body[16];
+    if (r < 20) {
+        for (uint32_t n = 1 + rnd(m) % 3; n > 0; n--) {
+            snprintf(body, sizeof(body), "m%d", (*sent)++);
+            assert_int_equal(h_send(m->h, 1, "q", body, NULL), 0);
+        }
+    } else if (r < 38 && i >= 0) {
+        uint32_t k = 1 + rnd(m) % 4;
+        m->s[i].granted += k;
+        core_credit(m->h->e, 0, m->s[i].conn, m->s[i].id, k);
+    } else if (r < 55 && i >= 0 && m->next_corr < RCORR0 + ROPS) {
+        r_drain(m, i);
+    } else if (r < 75) {
+        h_ring_read(m->h);
+    } else if (r < 86) {
+        r_ack(m);
+    } else if (r < 90 && i >= 0) {
+        r_unsubscribe(m, i);
+    } else if (r < 92) {
+        r_close_conn(m, 1 + rnd(m) % RCONNS);
+    } else {
+        int k = (int)(rnd(m) % RSLOTS);
+        if (!m->s[k].id)
+            r_subscribe(m, k, 1 + rnd(m) % 4);
+    }
+    absorb_deliveries(m);
+    check_answers(m, false);
+}
+
+static void
+random_drains_are_answered_once_and_never_with_a_message_left_behind_a_full_ring(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= RSEEDS; seed++) {
+        static struct rmodel m;
+        memset(&m, 0, sizeof(m));
+        m.rng = seed * 0x9E3779B97F4A7C15ull;
+        m.h = h_new_volatile(NULL);
+        m.h->ring_slots = 1 + seed % 3;
+        m.next_id = 100;
+        m.next_corr = RCORR0;
+        for (uint64_t c = 1; c <= RCONNS; c++)
+            h_conn(m.h, c, "client");
+        for (int i = 0; i < RSLOTS; i += 2)
+            r_subscribe(&m, i, 2);
+        int sent = 0;
+        for (int op = 0; op < ROPS; op++)
+            r_step(&m, &sent);
+        /* The worker reads its ring until nothing moves: every drain ends. */
+        for (int reads = 0; reads < 1000; reads++) {
+            size_t before = m.h->ndl;
+            h_ring_read(m.h);
+            absorb_deliveries(&m);
+            check_answers(&m, false);
+            if (m.h->ndl == before && m.h->ring_used < m.h->ring_slots)
+                break;
+        }
+        for (int i = 0; i < RSLOTS; i++)
+            assert_true(!m.s[i].id || m.s[i].corr == 0);
+        assert_true(m.next_corr > RCORR0 + 20); /* the mix did drain */
+        h_free(m.h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -348,6 +575,8 @@ int main(void)
         cmocka_unit_test(closed_connection_with_a_pending_drain_is_answered_nothing),
         cmocka_unit_test(dead_worker_with_a_pending_drain_is_answered_nothing),
         cmocka_unit_test(browse_that_shows_everything_answers_its_pending_drain_once),
+        cmocka_unit_test(
+            random_drains_are_answered_once_and_never_with_a_message_left_behind_a_full_ring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,7 @@ struct hq_opts {
     long receive_timeout; /* ms, -1 = forever */
     bool break_on_null;
     long sleep_ms;
+    long commit_interval; /* producer: messages per transaction, 0 = none */
     bool verbose;
     long reconnect_timeout; /* ms the failover loop keeps trying */
     const char *filter;
@@ -103,7 +104,19 @@ int64_t hq_now_ms(void);
 int hq_run(struct hq_conn *c, struct hq_app *app);
 void hq_conn_fini(struct hq_conn *c);
 /* Encodes msg and sends it as one delivery with an 8-byte tag; returns the delivery. */
-pn_delivery_t *hq_send_message(pn_link_t *l, pn_message_t *msg, uint64_t tag, bool settle);
+/* AMQP 1.0 part 4: the coordinator's messages and states (descriptor codes). */
+#define HQ_TXN_DECLARE   0x31u
+#define HQ_TXN_DISCHARGE 0x32u
+#define HQ_TXN_DECLARED  0x33u
+#define HQ_TXN_STATE     0x34u
+
+/*
+ * Encodes msg and sends it as one transfer tagged tag; settle: pre-settled.
+ * txn (NULL: none): the transaction's id, sent as the transfer's
+ * transactional-state. Returns the delivery, or NULL when msg cannot be encoded.
+ */
+pn_delivery_t *hq_send_message(pn_link_t *l, pn_message_t *msg, uint64_t tag, bool settle,
+                               const pn_bytes_t *txn);
 /* Reads a complete incoming delivery into msg; false if partial or undecodable. */
 bool hq_read_message(pn_delivery_t *dl, pn_message_t *msg);
 /* Frees the calling thread's receive/encode buffers (each thread has its own). */

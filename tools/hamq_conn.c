@@ -363,7 +363,8 @@ int hq_run(struct hq_conn *c, struct hq_app *app)
 /* Per thread (hamq perf --threads runs one connection per thread). */
 static _Thread_local pn_rwbytes_t send_buf;
 
-pn_delivery_t *hq_send_message(pn_link_t *l, pn_message_t *msg, uint64_t tag, bool settle)
+pn_delivery_t *hq_send_message(pn_link_t *l, pn_message_t *msg, uint64_t tag, bool settle,
+                               const pn_bytes_t *txn)
 {
     pn_rwbytes_t *buf = &send_buf;
     ssize_t n = pn_message_encode2(msg, buf);
@@ -373,6 +374,16 @@ pn_delivery_t *hq_send_message(pn_link_t *l, pn_message_t *msg, uint64_t tag, bo
         return NULL;
     dl = pn_delivery(l, pn_dtag((const char *)&tag, sizeof(tag)));
     pn_link_send(l, buf->start, (size_t)n);
+    if (txn) {
+        /* transactional-state [txn-id]: set before the transfer frame is written */
+        pn_data_t *d = pn_disposition_data(pn_delivery_local(dl));
+        pn_data_clear(d);
+        pn_data_put_list(d);
+        pn_data_enter(d);
+        pn_data_put_binary(d, *txn);
+        pn_data_exit(d);
+        pn_delivery_update(dl, HQ_TXN_STATE);
+    }
     pn_link_advance(l);
     if (settle)
         pn_delivery_settle(dl);

@@ -192,8 +192,9 @@ static bool help(const char *cmd)
                "  --message-size N       a bytes message of N '.' bytes\n"
                "  --text-size N          a text message of N characters\n"
                "  --message TEXT         this text as the body (default: 'test message: <i>')\n"
-               "  --txt-size/--commit-interval N  accepted; hamq has no AMQP transactions\n"
-               "                         yet, every message is confirmed on its own\n"
+               "  --commit-interval N    send in transactions of N messages (each counts\n"
+               "                         once its transaction committed); --txt-size N\n"
+               "                         is the older name\n"
                "Output: Produced: N messages (accepted ones), elapsed time.\n",
                dest_help, common_help);
     else if (strcmp(cmd, "consumer") == 0)
@@ -381,9 +382,11 @@ static int apply(struct hq_opts *o, int c, const char *v, unsigned cmd)
         break;
     case O_TXT:
         r = num("--commit-interval", v, 0, LONG_MAX / 2, &x);
-        if (r == 0 && x > 0)
-            fprintf(stderr, "hamq: --txt-size/--commit-interval: no AMQP transactions yet; "
-                            "every message is confirmed on its own\n");
+        if (r == 0 && cmd == C_PROD)
+            o->commit_interval = x;
+        else if (r == 0 && x > 0)
+            fprintf(stderr, "hamq: --txt-size/--commit-interval: only the producer sends in "
+                            "transactions; every message is acknowledged on its own\n");
         break;
     case O_RECONNECT:
         r = num("--reconnect-timeout", v, 0, LONG_MAX / 2, &o->reconnect_timeout);

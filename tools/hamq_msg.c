@@ -10,13 +10,22 @@
  * it (for a persistent message: once it is on disk). After a failover
  * reconnect, every message not yet accepted is sent again (duplicates are
  * possible and reported).
+ *
+ * With --commit-interval N (Artemis' --txt-size) each producer thread also
+ * opens a coordinator link and sends its messages in transactions of N
+ * (the last one may be shorter): declare, N transactional transfers, and once
+ * all N were accepted, discharge. A message counts as produced when its
+ * transaction committed; after a reconnect the uncommitted ones are sent again
+ * in a new transaction (the broker rolled the old one back).
  */
 #include "config.h"
 
 #include <inttypes.h>
 #include <proton/condition.h>
 #include <proton/connection.h>
+#include <proton/codec.h>
 #include <proton/delivery.h>
+#include <proton/disposition.h>
 #include <proton/event.h>
 #include <proton/link.h>
 #include <proton/session.h>
@@ -32,8 +41,25 @@
 #define CONSUMER_WINDOW 100
 #define DUP_SET_BITS    20
 
+enum tx_phase { TX_IDLE, TX_DECLARING, TX_OPEN, TX_DISCHARGING };
+
+/*
+ * A producer thread's transaction (--commit-interval): batch_start is the
+ * index of its first message, batch_acked how many of its transfers the
+ * broker accepted so far; confirmed counts committed messages only.
+ */
+struct hq_tx {
+    pn_link_t *coord; /* the coordinator link, NULL without --commit-interval */
+    enum tx_phase phase;
+    char id[32];
+    size_t id_len;
+    long batch_start, batch_acked;
+    uint64_t tag;
+};
+
 struct hq_thread {
     pn_link_t *l;
+    struct hq_tx tx;
     char name[700];
     long next;      /* producer: next message index to send */
     long confirmed; /* producer: accepted; consumer/browser: received */
@@ -55,6 +81,8 @@ struct hq_msgcmd {
     uint64_t *seen; /* consumer: hashes of (ThreadSent, count) for duplicate counting */
 };
 
+static void coord_open(struct hq_thread *t, pn_session_t *s, int i);
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -65,7 +93,7 @@ static void sleep_ms(long ms)
 static int thread_of(struct hq_msgcmd *m, pn_link_t *l)
 {
     for (int i = 0; i < m->o->threads; i++)
-        if (m->th[i].l == l)
+        if (m->th[i].l == l || (l && m->th[i].tx.coord == l))
             return i;
     return -1;
 }
@@ -88,6 +116,8 @@ static void setup(struct hq_app *app, pn_connection_t *conn)
             if (t->next > t->confirmed)
                 t->resent += t->next - t->confirmed;
             t->next = t->confirmed; /* resend what the old connection did not confirm */
+            if (m->o->commit_interval > 0)
+                coord_open(t, s, i);
         } else {
             t->l = pn_receiver(s, lname);
             pn_terminus_set_address(pn_link_source(t->l), m->o->address);
@@ -120,6 +150,132 @@ static void setup(struct hq_app *app, pn_connection_t *conn)
 
 /* ---- producer ---- */
 
+/* The thread's coordinator link (a new connection: the old transaction is gone). */
+static void coord_open(struct hq_thread *t, pn_session_t *s, int i)
+{
+    char lname[64];
+
+    snprintf(lname, sizeof(lname), "hamq-txn-%d", i);
+    t->tx.coord = pn_sender(s, lname);
+    pn_terminus_t *target = pn_link_target(t->tx.coord);
+    pn_terminus_set_type(target, PN_COORDINATOR);
+    pn_data_t *caps = pn_terminus_capabilities(target);
+    pn_data_put_array(caps, false, PN_SYMBOL);
+    pn_data_enter(caps);
+    pn_data_put_symbol(caps, pn_bytes(23, "amqp:local-transactions"));
+    pn_data_exit(caps);
+    pn_link_open(t->tx.coord);
+    t->tx.phase = TX_IDLE;
+    t->tx.id_len = 0;
+    t->tx.batch_start = t->confirmed;
+    t->tx.batch_acked = 0;
+}
+
+/* Sends declare, or discharge (commit) of the open transaction. */
+static void coord_send(struct hq_msgcmd *m, struct hq_thread *t, bool declare)
+{
+    pn_message_clear(m->msg);
+    pn_data_t *b = pn_message_body(m->msg);
+    pn_data_put_described(b);
+    pn_data_enter(b);
+    pn_data_put_ulong(b, declare ? HQ_TXN_DECLARE : HQ_TXN_DISCHARGE);
+    pn_data_put_list(b);
+    pn_data_enter(b);
+    if (!declare) {
+        pn_data_put_binary(b, pn_bytes(t->tx.id_len, t->tx.id));
+        pn_data_put_bool(b, false); /* fail = false: commit */
+    }
+    pn_data_exit(b);
+    pn_data_exit(b);
+    hq_send_message(t->tx.coord, m->msg, ++t->tx.tag, false, NULL);
+    t->tx.phase = declare ? TX_DECLARING : TX_DISCHARGING;
+}
+
+/* The thread cannot go on transacting: everything not committed is refused. */
+static void tx_failed(struct hq_msgcmd *m, struct hq_thread *t, const char *what,
+                      pn_condition_t *c)
+{
+    fprintf(stderr, "%s %s refused by the broker: %s %s\n", t->name, what,
+            c && pn_condition_get_name(c) ? pn_condition_get_name(c) : "",
+            c && pn_condition_get_description(c) ? pn_condition_get_description(c) : "");
+    t->refused = m->o->message_count - t->confirmed;
+    t->link_error = true;
+}
+
+/* The coordinator's answer: declared (with the txn-id) or the discharge's outcome. */
+static void coord_outcome(struct hq_msgcmd *m, struct hq_thread *t, pn_delivery_t *dl)
+{
+    uint64_t state = pn_delivery_remote_state(dl);
+    pn_disposition_t *ds = pn_delivery_remote(dl);
+
+    if (!state)
+        return;
+    if (t->tx.phase == TX_DECLARING && state == HQ_TXN_DECLARED) {
+        pn_data_t *d = pn_disposition_data(ds);
+        pn_data_rewind(d);
+        if (pn_data_next(d) && pn_data_type(d) == PN_LIST && pn_data_enter(d) &&
+            pn_data_next(d) && pn_data_type(d) == PN_BINARY &&
+            pn_data_get_binary(d).size <= sizeof(t->tx.id)) {
+            t->tx.id_len = pn_data_get_binary(d).size;
+            memcpy(t->tx.id, pn_data_get_binary(d).start, t->tx.id_len);
+            t->tx.phase = TX_OPEN;
+        } else {
+            tx_failed(m, t, "transaction declare (no txn-id)", NULL);
+        }
+    } else if (t->tx.phase == TX_DISCHARGING && state == PN_ACCEPTED) {
+        t->confirmed += t->tx.batch_acked;
+        if (m->o->verbose)
+            printf("%s Committed: %ld messages\n", t->name, t->tx.batch_acked);
+        t->tx.batch_start = t->next;
+        t->tx.batch_acked = 0;
+        t->tx.phase = TX_IDLE;
+    } else {
+        tx_failed(m, t, t->tx.phase == TX_DECLARING ? "transaction declare" : "commit",
+                  pn_disposition_condition(ds));
+    }
+    pn_delivery_settle(dl);
+}
+
+/* The outcome inside a transactional-state [txn-id, outcome]: accepted or not. */
+static bool txn_accepted(pn_disposition_t *ds)
+{
+    pn_data_t *d = pn_disposition_data(ds);
+
+    pn_data_rewind(d);
+    if (!pn_data_next(d) || pn_data_type(d) != PN_LIST || !pn_data_enter(d))
+        return false;
+    if (!pn_data_next(d)) /* the txn-id */
+        return false;
+    if (!pn_data_next(d) || pn_data_type(d) != PN_DESCRIBED || !pn_data_enter(d))
+        return false; /* the outcome */
+    return pn_data_next(d) && pn_data_type(d) == PN_ULONG && pn_data_get_ulong(d) == PN_ACCEPTED;
+}
+
+/*
+ * --commit-interval: whether this thread may send now. Declares when no
+ * transaction is open, commits one whose messages were all sent and accepted.
+ */
+static bool tx_ready(struct hq_msgcmd *m, struct hq_thread *t)
+{
+    long end = t->tx.batch_start + m->o->commit_interval;
+
+    if (end > m->o->message_count)
+        end = m->o->message_count;
+    if (t->link_error)
+        return false;
+    if (t->tx.phase == TX_IDLE && t->next < m->o->message_count) {
+        coord_send(m, t, true);
+        return false;
+    }
+    if (t->tx.phase != TX_OPEN)
+        return false;
+    if (t->next < end)
+        return true;
+    if (t->tx.batch_acked >= end - t->tx.batch_start)
+        coord_send(m, t, false);
+    return false;
+}
+
 static void fill_message(struct hq_msgcmd *m, struct hq_thread *t, long i)
 {
     pn_message_t *msg = m->msg;
@@ -151,10 +307,14 @@ static void fill_message(struct hq_msgcmd *m, struct hq_thread *t, long i)
 
 static void produce(struct hq_msgcmd *m, struct hq_thread *t, int64_t now)
 {
+    bool tx = m->o->commit_interval > 0;
+
     while (t->next < m->o->message_count && pn_link_credit(t->l) > 0 &&
-           t->next - t->confirmed - t->refused < PRODUCER_WINDOW && now >= t->next_send) {
+           t->next - t->confirmed - t->tx.batch_acked - t->refused < PRODUCER_WINDOW &&
+           now >= t->next_send && (!tx || tx_ready(m, t))) {
+        pn_bytes_t id = pn_bytes(t->tx.id_len, t->tx.id);
         fill_message(m, t, t->next);
-        if (!hq_send_message(t->l, m->msg, (uint64_t)t->next, false)) {
+        if (!hq_send_message(t->l, m->msg, (uint64_t)t->next, false, tx ? &id : NULL)) {
             fprintf(stderr, "%s cannot encode message %ld\n", t->name, t->next);
             t->refused++;
         }
@@ -164,26 +324,35 @@ static void produce(struct hq_msgcmd *m, struct hq_thread *t, int64_t now)
         if (m->o->sleep_ms > 0)
             t->next_send = now + m->o->sleep_ms;
     }
+    if (tx && t->next == m->o->message_count)
+        tx_ready(m, t); /* the last transaction: commit once all are accepted */
 }
 
 static void producer_outcome(struct hq_msgcmd *m, struct hq_thread *t, pn_delivery_t *dl)
 {
     uint64_t state = pn_delivery_remote_state(dl);
 
-    if (state == PN_ACCEPTED) {
+    if (state == HQ_TXN_STATE && txn_accepted(pn_delivery_remote(dl))) {
+        t->tx.batch_acked++;
+    } else if (state == PN_ACCEPTED) {
         t->confirmed++;
+    } else if (state == HQ_TXN_STATE) {
+        tx_failed(m, t, "a message of its transaction",
+                  pn_disposition_condition(pn_delivery_remote(dl)));
     } else if (state == PN_REJECTED || state == PN_RELEASED || state == PN_MODIFIED) {
         pn_condition_t *c = pn_disposition_condition(pn_delivery_remote(dl));
         fprintf(stderr, "%s message refused by the broker: %s %s\n", t->name,
                 pn_condition_get_name(c) ? pn_condition_get_name(c)
                                          : pn_disposition_type_name(state),
                 pn_condition_get_description(c) ? pn_condition_get_description(c) : "");
-        t->refused++;
+        if (m->o->commit_interval > 0)
+            tx_failed(m, t, "a message of its transaction", NULL); /* it cannot commit whole */
+        else
+            t->refused++;
     } else {
         return;
     }
     pn_delivery_settle(dl);
-    (void)m;
 }
 
 /* ---- consumer / browser ---- */
@@ -306,7 +475,9 @@ static void on_event(struct hq_app *app, pn_event_t *e)
             produce(m, t, hq_now_ms());
         break;
     case PN_DELIVERY:
-        if (m->kind == CMD_PRODUCER)
+        if (l == t->tx.coord)
+            coord_outcome(m, t, pn_event_delivery(e));
+        else if (m->kind == CMD_PRODUCER)
             producer_outcome(m, t, pn_event_delivery(e));
         else
             consume(m, t, pn_event_delivery(e));

@@ -164,6 +164,48 @@ def test_perf_client_prints_rates_and_latency_percentiles():
     assert "aggregated send ack time: mean" in out and "99.00%" in out
 
 
+def test_commit_interval_sends_in_transactions_whose_messages_appear_only_together():
+    name = uniq("txn")
+    res = {}
+
+    def produce():
+        res["p"] = hamq("producer", "--url", url(), "--destination", "queue://" + name,
+                        "--message-count", 20, "--commit-interval", 5, "--sleep", 50,
+                        "--verbose", timeout=60)
+
+    th = threading.Thread(target=produce)
+    th.start()
+    seen = []
+    deadline = time.monotonic() + 30
+    while th.is_alive() and time.monotonic() < deadline:
+        row = stat_rows(url(), name).get(name)
+        if row:
+            seen.append(int(row["MESSAGE_COUNT"]))
+        time.sleep(0.02)
+    th.join(60)
+    rc, out, err = res["p"]
+    assert rc == 0, (out, err)
+    assert "Produced: 20 messages" in out and out.count("Committed: 5 messages") == 4, out
+    # a message becomes visible only with its whole transaction: never 1..4, 6..9, ...
+    assert len(seen) >= 3 and all(n % 5 == 0 for n in seen), seen
+    assert int(stat_rows(url(), name)[name]["MESSAGE_COUNT"]) == 20
+
+
+def test_commit_interval_with_threads_commits_each_threads_own_transactions():
+    name = uniq("tt")  # queue stat cuts names at 25 columns
+    rc, out, err = hamq("producer", "--url", url(), "--destination", "queue://" + name,
+                        "--message-count", 20, "--threads", 2, "--txt-size", 7, "--verbose")
+    assert rc == 0, (out, err)
+    for th in range(2):
+        mine = [l for l in out.splitlines() if "thread=%d Committed:" % th in l]
+        assert [l.split("Committed: ")[1] for l in mine] == ["7 messages", "7 messages",
+                                                           "6 messages"], out
+    assert int(stat_rows(url(), name)[name]["MESSAGE_COUNT"]) == 40
+    rc, out, err = hamq("consumer", "--url", url(), "--destination", "queue://" + name,
+                        "--message-count", 40, "--receive-timeout", 2000)
+    assert rc == 0 and "Consumed: 40 messages" in out, (out, err)
+
+
 def test_failover_list_survives_a_kill_9_and_restart_mid_run():
     b = ht.Broker(workers=1).start()
     ht.wait_port(b.all_port)

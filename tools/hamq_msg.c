@@ -224,8 +224,7 @@ static void coord_outcome(struct hq_msgcmd *m, struct hq_thread *t, pn_delivery_
         }
     } else if (t->tx.phase == TX_DISCHARGING && state == PN_ACCEPTED) {
         t->confirmed += t->tx.batch_acked;
-        if (m->o->verbose)
-            printf("%s Committed: %ld messages\n", t->name, t->tx.batch_acked);
+        printf("%s Committing transaction: %ld\n", t->name, t->confirmed); /* as Artemis */
         t->tx.batch_start = t->next;
         t->tx.batch_acked = 0;
         t->tx.phase = TX_IDLE;

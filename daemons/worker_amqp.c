@@ -613,10 +613,10 @@ static uint16_t outcome_record(uint64_t state, bool failed, bool undeliverable, 
     case PN_RELEASED: return MSGPROTO_RELEASE;
     case PN_REJECTED: return MSGPROTO_REJECT;
     case PN_MODIFIED:
-        if (!failed && !undeliverable)
-            return MSGPROTO_RELEASE;
+        /* Only delivery-failed counts an attempt (AMQP 1.0 3.4.5); undeliverable-here
+         * alone keeps the count and only skips this link. */
         *flags = undeliverable ? MSGPROTO_F_UNDELIVERABLE_HERE : 0;
-        return MSGPROTO_MODIFIED;
+        return failed ? MSGPROTO_MODIFIED : MSGPROTO_RELEASE;
     default: return MSGPROTO_ACK;
     }
 }

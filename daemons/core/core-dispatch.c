@@ -281,6 +281,8 @@ static int settle_one(struct core_engine *e, struct core_consumer *c, uint16_t t
         break;
     case MSGPROTO_RELEASE:
         ref_detach(r);
+        if (flags & MSGPROTO_F_UNDELIVERABLE_HERE)
+            r->excluded = c->serial; /* AMQP modified{undeliverable-here} without a failure */
         requeue(e, r, false);
         break;
     case MSGPROTO_MODIFIED:

@@ -40,6 +40,20 @@
 #define MSGPROTO_STR_MAX (64u * 1024u)
 
 /*
+ * The largest record (reassembled from FRAGMENTs) a side accepts for messages
+ * of at most max_message_size. The workers hold clients to max_message_size
+ * on what the client sent (a STOMP body, an AMQP message's encoding); the
+ * record then carries that plus the header fields and properties decoded
+ * from it (for AMQP at most the encoding's size again: the properties are in
+ * both) and the record's own strings. So a message at the limit always fits,
+ * and the bound still stops a runaway record.
+ */
+static inline uint64_t msgproto_record_max(uint64_t max_message_size)
+{
+    return 2 * max_message_size + 65536 + 4 * (uint64_t)MSGPROTO_STR_MAX;
+}
+
+/*
  * Record header, at byte 0 of every record. Written by the sender before
  * the ring publishes the record; read by the receiver after it; nothing in
  * it changes afterwards, so it needs no synchronisation of its own.
@@ -89,7 +103,7 @@ enum msgproto_type {
 
 /* Flags in msgproto_hdr.flags. */
 #define MSGPROTO_F_CUMULATIVE 0x01u         /* ACK: also every earlier delivery of the consumer */
-#define MSGPROTO_F_UNDELIVERABLE_HERE 0x02u /* MODIFIED: never redeliver to this consumer */
+#define MSGPROTO_F_UNDELIVERABLE_HERE 0x02u /* MODIFIED, RELEASE: never redeliver to this consumer */
 #define MSGPROTO_F_REMOVE_DURABLE 0x04u     /* UNSUBSCRIBE: delete the durable subscription */
 #define MSGPROTO_F_LAST 0x08u               /* STAT_REPLY: last reply of the request */
 #define MSGPROTO_F_EMPTY 0x10u              /* STAT_REPLY: no queue matched (fields empty) */

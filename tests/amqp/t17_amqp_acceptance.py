@@ -268,9 +268,6 @@ def test_a_receiver_granting_one_credit_at_a_time_gets_one_message_per_grant():
     c.close()
 
 
-@known_bug("modified(delivery-failed=false, undeliverable-here=true) raises the delivery "
-           "count: worker_amqp.c outcome_record() maps it to MSGPROTO_MODIFIED, which "
-           "core-dispatch.c settle_one() always requeues with count+1")
 def test_modified_undeliverable_here_without_failure_keeps_the_count_and_skips_only_that_link():
     from proton import Delivery, Message
     q = "queue://" + at.uniq("undeliv")
@@ -499,8 +496,6 @@ def test_the_link_advertises_the_configured_maximum_and_one_byte_over_detaches_i
         b.stop()
 
 
-@known_bug("the worker advertises and checks max_message_size on the AMQP encoding, "
-           "the core checks it on its own larger record (core-route.c core_send)")
 def test_a_message_of_exactly_the_advertised_maximum_size_is_accepted():
     b = max_broker()
     try:
@@ -835,9 +830,6 @@ def test_cli_message_size_sends_bytes_of_dots_and_text_size_sends_text():
     c.close()
 
 
-@known_bug("hamq producer accepts --txt-size/--commit-interval but ignores it "
-           "(tools/hamq_main.c O_TXT: 'no AMQP transactions yet'), though the broker has "
-           "AMQP transactions since t14")
 def test_cli_txt_size_commits_every_n_messages_like_artemis():
     b = broker()
     q = "queue://" + at.uniq("txt")

@@ -126,8 +126,7 @@ int wk_send(struct worker *w, const struct msgproto_rec *rec, bool may_queue)
         msgproto_encode(rec, w->encbuf, (size_t)len);
         /* max_total: a whole SEND may exceed the message size by its header fields. */
         return msgproto_fragment(w->encbuf, (size_t)len, rec->u.send.conn, max,
-                                 w->cfg.max_message_size + 65536 + 4 * MSGPROTO_STR_MAX,
-                                 emit_fragment, w);
+                                 msgproto_record_max(w->cfg.max_message_size), emit_fragment, w);
     }
     if (!w->ovf_head) {
         enum ring_outcome o = ring_claim(&w->tx, 1, (uint32_t)len, &p);
@@ -282,8 +281,7 @@ static void handle_record(struct worker *w, const struct ring_record *rr)
         dispatch(w, &rec);
         return;
     }
-    r = msgproto_reassemble(&w->reasm, &rec.u.frag, w->cfg.max_message_size + 65536 +
-                                                        4 * MSGPROTO_STR_MAX);
+    r = msgproto_reassemble(&w->reasm, &rec.u.frag, msgproto_record_max(w->cfg.max_message_size));
     if (r < 0) {
         log_err("bad fragment from the core: %s", strerror(-r));
         return;

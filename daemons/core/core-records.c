@@ -58,7 +58,7 @@ static int handle_fragment(struct core_engine *e, uint32_t worker,
     struct core_conn *c = conn_find(e, worker, f->conn);
     if (!c)
         return -ENOTCONN;
-    int rc = msgproto_reassemble(&c->reasm, f, e->cfg.max_message_size + 4096);
+    int rc = msgproto_reassemble(&c->reasm, f, msgproto_record_max(e->cfg.max_message_size));
     if (rc == -EMSGSIZE) {
         /* Tell the producer; its worker should have refused it already. */
         log_warn("worker %u conn %llu: fragmented record of %llu bytes over the limit", worker,

@@ -542,7 +542,8 @@ int core_send(struct core_engine *e, uint32_t worker, const struct msgproto_send
     if (!c) {
         snprintf(e->err, sizeof(e->err), "SEND on an unknown connection");
         rc = -ENOTCONN;
-    } else if (s->message.len > e->cfg.max_message_size) {
+    } else if (s->message.len > msgproto_record_max(e->cfg.max_message_size)) {
+        /* The worker held the client to max_message_size; this stops a runaway record. */
         snprintf(e->err, sizeof(e->err), "message of %u bytes exceeds the maximum of %zu",
                  s->message.len, e->cfg.max_message_size);
         rc = -EMSGSIZE;

@@ -3,6 +3,7 @@
 # own event loop (daemons/worker_amqp*.c).
 daemons_hamq_worker_SOURCES += daemons/worker_amqp.c daemons/worker_amqp_msg.c \
 	daemons/worker_amqp_sasl.c daemons/worker_amqp_scan.c daemons/worker_amqp_txn.c \
+	daemons/worker_amqp_guard.c \
 	daemons/worker_amqp.h daemons/worker_amqp_conn.h
 daemons_hamq_worker_CPPFLAGS += $(PROTON_CFLAGS)
 daemons_hamq_worker_LDADD += $(PROTON_LIBS)
@@ -24,6 +25,14 @@ tests_amqp_test_amqp_scan_SOURCES = tests/amqp/test_amqp_scan.c daemons/worker_a
 tests_amqp_test_amqp_scan_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemons $(PROTON_CFLAGS)
 tests_amqp_test_amqp_scan_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 tests_amqp_test_amqp_scan_LDADD = $(CMOCKA_LIBS)
+
+# Unit tests of the framing guard (the rules Proton's engine does not check).
+check_PROGRAMS += tests/amqp/test_amqp_guard
+TESTS += tests/amqp/test_amqp_guard
+tests_amqp_test_amqp_guard_SOURCES = tests/amqp/test_amqp_guard.c daemons/worker_amqp_guard.c
+tests_amqp_test_amqp_guard_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemons $(PROTON_CFLAGS)
+tests_amqp_test_amqp_guard_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
+tests_amqp_test_amqp_guard_LDADD = $(HAMQ_COMMON_LIBS) $(CMOCKA_LIBS)
 
 # Every acceptance point of the AMQP issue with real clients (a known gap reports as XFAIL).
 TESTS += tests/amqp/t17_amqp_acceptance.py

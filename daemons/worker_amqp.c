@@ -34,7 +34,9 @@
  *  - source address "$hamq.queue-stat" (optionally "?queue=TEXT") is the
  *    statistics link: one message per queue, then the link is detached.
  *  - protocol violations: Proton closes the connection with an AMQP error
- *    condition (amqp:decode-error, amqp:connection:framing-error...);
+ *    condition (amqp:decode-error, amqp:connection:framing-error...), and
+ *    worker_amqp_guard.c the ones Proton lets through (a second begin on a
+ *    channel, a second attach on a handle, a transfer from a receiver);
  *    only that connection ends.
  */
 #include "config.h"
@@ -1007,6 +1009,7 @@ static void *am_open(void *ctx, struct wconn *c)
     u64map_init(&ac->corr);
     u64map_init(&ac->consumers);
     u64map_init(&ac->txs);
+    wka_guard_init(&ac->guard);
     ac->msg = pn_message();
     if (!ac->msg || pn_connection_driver_init(&ac->d, NULL, NULL) != 0) {
         pn_message_free(ac->msg);
@@ -1055,11 +1058,27 @@ static void input_stopped(struct wka_conn *ac)
     pump(ac);
 }
 
+/* The guard found a framing violation: close with its condition, read no more. */
+static void guard_violation(struct wka_conn *ac, const char *why)
+{
+    pn_connection_t *conn = ac->d.connection;
+
+    log_info("AMQP %s: protocol violation: %s; closing the connection", wnet_peer_name(ac->c),
+             why);
+    set_cond(pn_connection_condition(conn), ac->guard.cond, "%s", why);
+    pn_connection_close(conn);
+    pn_connection_driver_read_close(&ac->d);
+    pump(ac);
+}
+
 static ssize_t am_input(void *state, const uint8_t *buf, size_t len)
 {
     struct wka_conn *ac = state;
     size_t used = 0;
+    char why[200];
 
+    if (ac->guard.cond)
+        return (ssize_t)len; /* closed for a violation: discard */
     while (used < len) {
         if (pn_connection_driver_read_closed(&ac->d)) {
             input_stopped(ac);
@@ -1069,6 +1088,10 @@ static ssize_t am_input(void *state, const uint8_t *buf, size_t len)
         if (rb.size == 0)
             break;
         size_t n = rb.size < len - used ? rb.size : len - used;
+        if (wka_guard_feed(&ac->guard, buf + used, n, why, sizeof(why)) < 0) {
+            guard_violation(ac, why);
+            return (ssize_t)len;
+        }
         memcpy(rb.start, buf + used, n);
         pn_connection_driver_read_done(&ac->d, n);
         used += n;
@@ -1153,6 +1176,7 @@ static void am_close(void *state, const char *why)
     u64map_free(&ac->corr);
     u64map_free(&ac->consumers);
     u64map_free(&ac->txs);
+    wka_guard_free(&ac->guard);
     for (struct wka_link *lk = ac->links, *next; lk; lk = next) {
         next = lk->next;
         link_release(lk);

@@ -1,7 +1,7 @@
 /*
  * worker_amqp — AMQP 1.0 connections of a worker (Qpid Proton C's
  * pn_connection_driver inside the worker's own epoll loop: no proactor, no
- * threads). Four parts:
+ * threads). Five parts:
  *   worker_amqp.c       the wnet protocol, Proton events ⇄ msgproto records
  *   worker_amqp_txn.c   the transaction coordinator (declare/discharge ⇄ the
  *                       core's transactions); it shares the connection's
@@ -10,6 +10,7 @@
  *                       the raw sections kept intact, the header patched on
  *                       redelivery, the body for STOMP consumers)
  *   worker_amqp_sasl.c  SASL ANONYMOUS and PLAIN against [security] users_file
+ *   worker_amqp_guard.c the framing rules Proton's engine does not check
  * The mapping rules for users are in daemons/README.md, "STOMP ↔ AMQP mapping".
  */
 #ifndef HAMQ_WORKER_AMQP_H
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #include "hamq/msgproto.h"
+#include "hamq/u64map.h"
 
 /* ---- worker_amqp_msg.c ---- */
 
@@ -148,5 +150,39 @@ bool wka_users_check(const struct wka_users *u, const char *user, size_t ulen, c
  * Cyrus. users must outlive the transport.
  */
 void wka_sasl_setup(pn_transport_t *t, const struct wka_users *users, bool allow_anonymous);
+
+/* ---- worker_amqp_guard.c ---- */
+
+#define WKA_GUARD_PREFIX 2048 /* bytes of a performative read: attach's name + handle + role;
+                                 an attach whose name is longer is not checked */
+
+/*
+ * What the guard knows of one connection's client stream: where in a frame it
+ * is, the client's begun channels (key channel + 1) and attached handles (key
+ * (channel << 32 | handle) + 1, value: which end the client is).
+ */
+struct wka_guard {
+    uint8_t hdr[8];
+    size_t hlen;       /* bytes of the current frame (or protocol) header seen */
+    uint64_t skip_ext; /* extended header bytes still to skip */
+    uint64_t left;     /* body bytes of the current frame still to come */
+    uint8_t type;
+    uint16_t channel;
+    uint8_t prefix[WKA_GUARD_PREFIX];
+    size_t plen;
+    bool inspected;
+    bool off;          /* a frame it cannot follow, or no memory: Proton alone from here */
+    const char *cond;  /* after a violation: the AMQP error condition */
+    struct u64map channels, handles;
+};
+
+void wka_guard_init(struct wka_guard *g);
+void wka_guard_free(struct wka_guard *g);
+/*
+ * Feeds the next n bytes the client sent (each byte once, in order). Returns 0,
+ * or -EPROTO on a violation: g->cond names the condition and text says what
+ * (to close the connection with).
+ */
+int wka_guard_feed(struct wka_guard *g, const uint8_t *p, size_t n, char *text, size_t cap);
 
 #endif

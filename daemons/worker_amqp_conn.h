@@ -18,6 +18,7 @@
 
 #include "hamq/msgproto.h"
 #include "hamq/u64map.h"
+#include "worker_amqp.h"
 
 struct worker;
 struct wconn;
@@ -108,6 +109,7 @@ struct wka_conn {
     struct wka_link *links;
     struct ev_watch *tick_timer;
     struct wka_link *stat_active;
+    struct wka_guard guard; /* the framing rules Proton does not check */
     pn_message_t *msg; /* scratch */
     char *obuf;
     size_t ocap;

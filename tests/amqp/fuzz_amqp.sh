@@ -20,7 +20,7 @@ proton_libs=$(pkg-config --libs libqpid-proton 2>/dev/null || echo -lqpid-proton
 if ! "$cc" -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined -I"$build" -I"$src/include" -I"$d" -I"$d/core" \
     "$d/worker_amqp.c" "$d/worker_amqp_msg.c" "$d/worker_amqp_sasl.c" "$d/worker_amqp_scan.c" \
-    "$d/worker_amqp_txn.c" \
+    "$d/worker_amqp_txn.c" "$d/worker_amqp_guard.c" \
     "$d/core/msgproto.c" "$d/core/msgproto-msg.c" "$d/core/msgproto-wire.c" \
     "$src/common/log.c" "$src/common/u64map.c" "$src/common/config.c" \
     "$src/tests/amqp/fuzz_amqp.c" $proton_libs $inih_libs -o "$work/fuzz" 2>"$work/cc.log"; then

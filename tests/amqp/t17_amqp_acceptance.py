@@ -618,9 +618,6 @@ def test_a_flow_for_an_unknown_handle_on_an_established_connection_closes_only_i
     with_bystander(check)
 
 
-@known_bug("Proton's engine accepts these and the worker does not check them: a transfer "
-           "from the receiving end is ignored, an attach on a handle in use gets a second "
-           "link, a begin on a channel in use starts a second session; the connection stays open")
 def test_transfer_from_the_receiver_attach_on_a_used_handle_and_begin_on_a_used_channel_close():
     from proton import uint
     src = perf(0x28, "queue://" + at.uniq("victim2"))

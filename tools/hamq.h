@@ -83,6 +83,10 @@ struct hq_app {
     bool (*tick)(struct hq_app *app, int64_t now_ms);
     bool done;
     bool failover; /* reconnect on connection loss (else the loss ends the run) */
+    /* A consumer: the run fails unless the broker answered the final close, which
+     * proves every acceptance sent before it arrived. */
+    bool close_must_finish;
+    struct hq_conn *conn; /* set by hq_run */
 };
 
 struct hq_conn {
@@ -104,6 +108,9 @@ int64_t hq_now_ms(void);
 int hq_run(struct hq_conn *c, struct hq_app *app);
 void hq_conn_fini(struct hq_conn *c);
 /* Encodes msg and sends it as one delivery with an 8-byte tag; returns the delivery. */
+/* Writes what Proton has ready to send, without waiting (from an event handler). */
+void hq_flush(struct hq_conn *c);
+
 /* AMQP 1.0 part 4: the coordinator's messages and states (descriptor codes). */
 #define HQ_TXN_DECLARE   0x31u
 #define HQ_TXN_DISCHARGE 0x32u

@@ -290,7 +290,7 @@ static void do_io(struct hq_conn *c, int timeout_ms)
 }
 
 /* Closes the connection politely (waits up to 1 s for the broker's close). */
-static void close_conn(struct hq_conn *c, struct hq_app *app)
+static bool close_conn(struct hq_conn *c, struct hq_app *app)
 {
     int64_t deadline = hq_now_ms() + 1000;
 
@@ -298,6 +298,21 @@ static void close_conn(struct hq_conn *c, struct hq_app *app)
     while (!pn_connection_driver_finished(&c->d) && hq_now_ms() < deadline) {
         dispatch(c, app);
         do_io(c, LOOP_POLL_MS);
+    }
+    /* The broker's close came after everything we sent before ours (one TCP stream). */
+    return (pn_connection_state(c->d.connection) & PN_REMOTE_CLOSED) != 0;
+}
+
+void hq_flush(struct hq_conn *c)
+{
+    for (int i = 0; i < READS_PER_POLL && c->fd >= 0; i++) {
+        pn_bytes_t wb = pn_connection_driver_write_buffer(&c->d);
+        if (!wb.size)
+            return;
+        ssize_t n = send(c->fd, wb.start, wb.size, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0)
+            return; /* the loop's poll deals with a full socket or an error */
+        pn_connection_driver_write_done(&c->d, (size_t)n);
     }
 }
 
@@ -328,6 +343,7 @@ int hq_run(struct hq_conn *c, struct hq_app *app)
     int r = -1;
 
     c->fd = -1;
+    app->conn = c;
     for (int i = 0; i < o->nurls && r < 0; i++) {
         c->cur = i;
         r = open_conn(c, app);
@@ -355,8 +371,13 @@ int hq_run(struct hq_conn *c, struct hq_app *app)
         }
         do_io(c, LOOP_POLL_MS);
     }
-    close_conn(c, app);
+    bool closed = close_conn(c, app);
     hq_conn_fini(c);
+    if (!closed && app->close_must_finish) {
+        fprintf(stderr, "The broker did not answer the close: the acceptance of the last "
+                        "messages may not have reached it (it will deliver them again)\n");
+        return HQ_EXIT_FAILED;
+    }
     return 0;
 }
 

@@ -455,8 +455,10 @@ static void consume(struct hq_msgcmd *m, struct hq_thread *t, pn_delivery_t *dl)
     long left = m->o->message_count - t->confirmed - pn_link_credit(t->l);
     if (left > 0 && pn_link_credit(t->l) < CONSUMER_WINDOW / 2)
         pn_link_flow(t->l, (int)(left < CONSUMER_WINDOW ? left : CONSUMER_WINDOW));
-    if (m->kind == CMD_CONSUMER && m->o->sleep_ms > 0)
+    if (m->kind == CMD_CONSUMER && m->o->sleep_ms > 0) {
+        hq_flush(m->app.conn); /* this acceptance goes out now, not after the whole window */
         sleep_ms(m->o->sleep_ms);
+    }
 }
 
 static void on_event(struct hq_app *app, pn_event_t *e)
@@ -579,7 +581,8 @@ static int run(struct hq_opts *o, int kind)
     m->o = o;
     m->kind = kind;
     m->app = (struct hq_app){
-        .setup = setup, .on_event = on_event, .tick = tick, .failover = o->nurls > 1};
+        .setup = setup, .on_event = on_event, .tick = tick, .failover = o->nurls > 1,
+        .close_must_finish = kind == CMD_CONSUMER};
     m->msg = pn_message();
     long tsize = o->message_size > 0 ? o->message_size : o->text_size;
     if (tsize > 0) {

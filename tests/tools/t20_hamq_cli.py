@@ -4,6 +4,7 @@ matches what was sent and consumed, a consumer that gets fewer messages than
 asked exits non-zero, --help on every subcommand, bad flags are refused, and
 a failover URL list survives a kill -9 and restart of the broker mid-run."""
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -205,6 +206,27 @@ def test_commit_interval_with_threads_commits_each_threads_own_transactions():
     rc, out, err = hamq("consumer", "--url", url(), "--destination", "queue://" + name,
                         "--message-count", 40, "--receive-timeout", 2000)
     assert rc == 0 and "Consumed: 40 messages" in out, (out, err)
+
+
+def test_a_consumer_whose_close_the_broker_never_answers_fails_and_says_why():
+    b = ht.Broker(workers=1).start()
+    ht.wait_port(b.all_port)
+    q = "queue://" + uniq("unclosed")
+    try:
+        assert hamq("producer", "--url", url(b), "--destination", q, "--message-count", 5)[0] == 0
+        p = subprocess.Popen([ht.binary("hamq"), "consumer", "--url", url(b), "--destination", q,
+                              "--message-count", "5", "--sleep", "300"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # the 5 messages are with the consumer (credit 5), it works slowly
+        os.killpg(b.proc.pid, signal.SIGSTOP)  # the broker hears nothing more
+        try:
+            out, err = p.communicate(timeout=30)
+        finally:
+            os.killpg(b.proc.pid, signal.SIGCONT)
+        assert p.returncode == 1, (p.returncode, out, err)
+        assert "Consumed: 5 messages" in out and "did not answer the close" in err, (out, err)
+    finally:
+        b.stop()
 
 
 def test_failover_list_survives_a_kill_9_and_restart_mid_run():

@@ -238,9 +238,11 @@ def connect(port, attempts=10):
     for i in range(attempts):
         try:
             return stomp_conn(port)
-        except (stomp.exception.ConnectFailedException, OSError):
+        except (stomp.exception.ConnectFailedException, stomp.exception.NotConnectedException,
+                OSError):
             # OSError: the connection was queued on the listener of a worker that was
-            # exiting (its core was killed) and reset when that listener closed
+            # exiting (its core was killed) and reset when that listener closed;
+            # NotConnectedException: the same reset, seen by stomp.py before CONNECT went out
             if i == attempts - 1:
                 raise
             time.sleep(0.1)

@@ -274,6 +274,20 @@ static void undeliverable_here_skips_that_consumer(void **state)
     h_free(h);
 }
 
+static void a_release_marked_undeliverable_here_skips_that_consumer_and_keeps_the_count(void **state)
+{
+    (void)state;
+    struct harness *h = setup();
+    h_sub(h, 1, 10, "q", NULL);
+    h_send(h, 1, "q", "a", NULL);
+    h_settle(h, MSGPROTO_RELEASE, 1, 10, 1, MSGPROTO_F_UNDELIVERABLE_HERE, 0, 0);
+    assert_int_equal(h->ndl, 1); /* not back to consumer 10 */
+    h_sub(h, 2, 20, "q", NULL);
+    assert_int_equal(h_count_for(h, 2, 20), 1);
+    assert_int_equal(h_last_for(h, 2, 20)->delivery_count, 0); /* no failed attempt counted */
+    h_free(h);
+}
+
 static void message_moves_to_dlq_after_max_delivery_attempts(void **state)
 {
     (void)state;
@@ -1014,6 +1028,7 @@ int main(void)
         cmocka_unit_test(release_redelivers_with_count_unchanged),
         cmocka_unit_test(nack_redelivers_with_count_raised),
         cmocka_unit_test(undeliverable_here_skips_that_consumer),
+        cmocka_unit_test(a_release_marked_undeliverable_here_skips_that_consumer_and_keeps_the_count),
         cmocka_unit_test(message_moves_to_dlq_after_max_delivery_attempts),
         cmocka_unit_test(reject_moves_the_message_to_dlq_at_once),
         cmocka_unit_test(dead_lettered_message_carries_its_original_address_queue_and_id),

@@ -13,34 +13,20 @@ consumer without loss, --user/--password, --message-size/--text-size and
 --txt-size.
 
 Real broker processes (hamq-journal --spawn-workers), python3-qpid-proton,
-python3-stomp and the hamq binary. A test marked known_bug() is a behaviour the
-issue asks for that the broker or CLI does not have yet: its failure is
-reported as TAP "not ok ... # TODO <why>" (automake counts it as XFAIL, the
-traceback is in the log); when it starts passing it is reported as XPASS,
-which fails the suite until the mark is removed."""
+python3-stomp and the hamq binary."""
 import os
 import re
-import signal
 import struct
 import subprocess
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import amqptest as at  # noqa: E402
 from amqptest import ht  # noqa: E402
 
 B = None
-KNOWN = {}  # test function name -> why it is expected to fail today
-
-
-def known_bug(why):
-    def mark(fn):
-        KNOWN[fn.__name__] = why
-        return fn
-    return mark
 
 
 def broker():
@@ -841,46 +827,9 @@ def test_cli_txt_size_commits_every_n_messages_like_artemis():
     c.close()
 
 
-# ---- runner: hamqtest.main, plus known_bug marks as TAP TODO ----
-
-def main(ns):
-    tests = [(k, v) for k, v in ns.items() if k.startswith("test_") and callable(v)]
-    only = os.environ.get("HAMQ_TEST_ONLY")
-    if only:
-        tests = [t for t in tests if only in t[0]]
-    print("1..%d" % len(tests), flush=True)
-    failed = 0
-
-    def alarm(signum, frame):
-        raise TimeoutError("timed out after %ds" % ht.TEST_TIMEOUT)
-
-    signal.signal(signal.SIGALRM, alarm)
-    for i, (name, fn) in enumerate(tests, 1):
-        todo = " # TODO known gap: %s" % KNOWN[name] if name in KNOWN else ""
-        t0 = time.monotonic()
-        signal.alarm(ht.TEST_TIMEOUT)
-        try:
-            fn()
-            signal.alarm(0)
-            print("ok %d - %s (%.1fs)%s" % (i, name, time.monotonic() - t0, todo), flush=True)
-        except ht.Skip as e:
-            signal.alarm(0)
-            print("ok %d - %s # SKIP %s" % (i, name, e), flush=True)
-        except BaseException as e:  # noqa: B902 - every failure is reported as TAP
-            signal.alarm(0)
-            failed += 0 if todo else 1
-            print("not ok %d - %s%s" % (i, name, todo), flush=True)
-            for line in traceback.format_exception(type(e), e, e.__traceback__):
-                for part in line.rstrip().splitlines():
-                    print("# " + part, flush=True)
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    rc = 1
     try:
-        rc = main({k: v for k, v in globals().items() if k.startswith("test_")})
+        ht.main({k: v for k, v in globals().items() if k.startswith("test_")})
     finally:
         if B is not None:
             B.stop()
-    sys.exit(rc)

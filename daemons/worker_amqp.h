@@ -168,7 +168,7 @@ struct wka_guard {
     uint64_t left;     /* body bytes of the current frame still to come */
     uint8_t type;
     uint16_t channel;
-    uint8_t prefix[WKA_GUARD_PREFIX];
+    uint8_t prefix[WKA_GUARD_PREFIX]; /* what the check of this frame needs (wanted) */
     size_t plen;
     bool inspected;
     bool off;          /* a frame it cannot follow, or no memory: Proton alone from here */

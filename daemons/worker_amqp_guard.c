@@ -233,10 +233,68 @@ static int inspect(struct wka_guard *g, char *text, size_t cap)
 }
 
 /*
+ * How many bytes of the body inspect needs, known once the descriptor is in:
+ * the list header for begin and end (the channel is in the frame header), the
+ * list header and the handle for transfer and detach, the prefix for attach
+ * (its name comes before the handle), none for the rest. A transfer's message
+ * is never copied.
+ */
+static size_t wanted(const struct wka_guard *g)
+{
+    uint64_t code;
+    size_t dlen;
+
+    if (g->plen < 3)
+        return 3;
+    if (g->prefix[0] != 0x00)
+        return 0; /* not a described performative: Proton's to judge */
+    if (g->prefix[1] == 0x53) {
+        dlen = 3;
+        code = g->prefix[2];
+    } else if (g->prefix[1] == 0x80) {
+        struct rd r = {g->prefix + 2, g->prefix + g->plen};
+        if (!rd_be(&r, 8, &code))
+            return 10;
+        dlen = 10;
+    } else {
+        return 0;
+    }
+    switch (code) {
+    case PERF_BEGIN:
+    case PERF_END: return dlen + 9; /* the list header (at most list32's 9 bytes) */
+    case PERF_TRANSFER:
+    case PERF_DETACH: return dlen + 9 + 5; /* the list header, the handle as a uint */
+    case PERF_ATTACH: return WKA_GUARD_PREFIX;
+    default: return 0;
+    }
+}
+
+/* Keeps what inspect needs of k body bytes (last: the frame ends with them), then inspects. */
+static int collect(struct wka_guard *g, const uint8_t *p, size_t k, bool last, char *text,
+                   size_t cap)
+{
+    while (g->type == 0 && !g->inspected) {
+        size_t want = wanted(g);
+        if (g->plen < want && k) {
+            size_t take = want - g->plen < k ? want - g->plen : k;
+            memcpy(g->prefix + g->plen, p, take);
+            g->plen += take;
+            p += take;
+            k -= take;
+            continue;
+        }
+        if (g->plen < want && !last)
+            return 0; /* the rest of what it needs is still to come */
+        g->inspected = true;
+        return inspect(g, text, cap);
+    }
+    return 0;
+}
+
+/*
  * The stream: protocol headers ("AMQP" + 4 bytes: SASL, then AMQP) and frames
- * (size, doff, type, channel). Of an AMQP frame (type 0) the first
- * WKA_GUARD_PREFIX bytes of its body are kept and inspected when the frame
- * ends or the prefix is full.
+ * (size, doff, type, channel). Of an AMQP frame (type 0) the bytes its
+ * performative's check needs (wanted) are kept and inspected.
  */
 int wka_guard_feed(struct wka_guard *g, const uint8_t *p, size_t n, char *text, size_t cap)
 {
@@ -274,20 +332,12 @@ int wka_guard_feed(struct wka_guard *g, const uint8_t *p, size_t n, char *text, 
         if (g->skip_ext)
             return 0;
         k = g->left < n ? (size_t)g->left : n;
-        if (g->type == 0 && !g->inspected) {
-            size_t take = WKA_GUARD_PREFIX - g->plen < k ? WKA_GUARD_PREFIX - g->plen : k;
-            memcpy(g->prefix + g->plen, p, take);
-            g->plen += take;
-        }
+        int r = collect(g, p, k, k == g->left, text, cap);
+        if (r < 0)
+            return r;
         g->left -= k;
         p += k;
         n -= k;
-        if (g->type == 0 && !g->inspected && g->plen && (!g->left || g->plen == WKA_GUARD_PREFIX)) {
-            g->inspected = true;
-            int r = inspect(g, text, cap);
-            if (r < 0)
-                return r;
-        }
         if (!g->left)
             g->hlen = 0;
     }

@@ -151,6 +151,21 @@ static void a_transfer_where_the_client_receives_is_refused(void **state)
     }
 }
 
+static void of_a_transfer_only_the_handle_is_kept_never_the_message(void **state)
+{
+    (void)state;
+    static uint8_t b[8192];
+    size_t n = unhex(LEGIT, b, sizeof(b)); /* ends with a transfer of a small message */
+    struct wka_guard g;
+    char text[64];
+
+    wka_guard_init(&g);
+    assert_int_equal(wka_guard_feed(&g, b, n, text, sizeof(text)), 0);
+    assert_true(g.inspected && !g.off);
+    assert_in_range(g.plen, 1, 3 + 9 + 5); /* descriptor, list header, handle */
+    wka_guard_free(&g);
+}
+
 static void a_frame_it_cannot_follow_leaves_the_rest_to_proton(void **state)
 {
     (void)state;
@@ -171,6 +186,7 @@ int main(void)
         cmocka_unit_test(a_begin_on_a_channel_in_use_is_refused),
         cmocka_unit_test(an_attach_on_a_handle_in_use_is_refused_even_with_a_long_name),
         cmocka_unit_test(a_transfer_where_the_client_receives_is_refused),
+        cmocka_unit_test(of_a_transfer_only_the_handle_is_kept_never_the_message),
         cmocka_unit_test(a_frame_it_cannot_follow_leaves_the_rest_to_proton),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,59 +120,63 @@ static void tx_return_settled(struct wka_conn *ac, const struct wka_tx *t)
     }
 }
 
+/*
+ * Sends the core the record that begins (TX_BEGIN) or ends t, awaiting its
+ * DONE as a pend of kind on dl; the pend, or NULL when it could not be sent.
+ */
+static struct wka_pend *tx_send(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl,
+                                uint16_t type, enum pend_kind kind, struct wka_tx *t)
+{
+    struct msgproto_rec rec = {.type = type};
+
+    rec.u.tx.conn = ac->id;
+    rec.u.tx.tx = t->id;
+    rec.u.tx.corr = wka_new_corr(ac, kind, dl, lk);
+    struct wka_pend *p = rec.u.tx.corr ? u64map_get(&ac->corr, rec.u.tx.corr) : NULL;
+    if (!p || wka_send_rec(ac, &rec) < 0) {
+        if (p)
+            free(u64map_del(&ac->corr, rec.u.tx.corr));
+        return NULL;
+    }
+    p->tx = t;
+    lk->pending++;
+    return p;
+}
+
 static void tx_declare(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl)
 {
     struct wka_tx *t = calloc(1, sizeof(*t));
-    struct msgproto_rec rec = {.type = MSGPROTO_TX_BEGIN};
-    struct wka_pend *p;
 
     if (!t) {
         wka_reject(dl, "amqp:internal-error", "out of memory");
         return;
     }
     t->id = ++ac->next_tx;
-    rec.u.tx.conn = ac->id;
-    rec.u.tx.tx = t->id;
-    rec.u.tx.corr = wka_new_corr(ac, PEND_DECLARE, dl, lk);
-    p = rec.u.tx.corr ? u64map_get(&ac->corr, rec.u.tx.corr) : NULL;
-    if (!p || wka_send_rec(ac, &rec) < 0) {
-        if (p)
-            free(u64map_del(&ac->corr, rec.u.tx.corr));
+    if (!tx_send(ac, lk, dl, MSGPROTO_TX_BEGIN, PEND_DECLARE, t)) {
         wka_tx_free(t);
         wka_reject(dl, "amqp:internal-error", "the broker cannot begin a transaction");
-        return;
     }
-    p->tx = t;
-    lk->pending++;
 }
 
 static void tx_discharge(struct wka_conn *ac, struct wka_link *lk, pn_delivery_t *dl,
                          const struct wka_txn_ctl *ctl)
 {
     struct wka_tx *t = tx_by_id(ac, ctl->id, ctl->id_len);
-    struct msgproto_rec rec = {.type = ctl->fail ? MSGPROTO_TX_ROLLBACK : MSGPROTO_TX_COMMIT};
-    struct wka_pend *p;
 
     if (!t) {
         wka_reject(dl, "amqp:transaction:unknown-id", "no such transaction on this connection");
         return;
     }
     u64map_del(&ac->txs, t->id); /* ended: later work naming it is refused */
-    rec.u.tx.conn = ac->id;
-    rec.u.tx.tx = t->id;
-    rec.u.tx.corr = wka_new_corr(ac, PEND_DISCHARGE, dl, lk);
-    p = rec.u.tx.corr ? u64map_get(&ac->corr, rec.u.tx.corr) : NULL;
-    if (!p || wka_send_rec(ac, &rec) < 0) {
-        if (p)
-            free(u64map_del(&ac->corr, rec.u.tx.corr));
+    struct wka_pend *p = tx_send(ac, lk, dl, ctl->fail ? MSGPROTO_TX_ROLLBACK : MSGPROTO_TX_COMMIT,
+                                 PEND_DISCHARGE, t);
+    if (!p) {
         tx_return_settled(ac, t);
         wka_tx_free(t);
         wka_reject(dl, "amqp:transaction:rollback", "the broker cannot end the transaction");
         return;
     }
-    p->tx = t;
     p->fail = ctl->fail;
-    lk->pending++;
 }
 
 /* A complete message on a coordinator link: declare or discharge. */

@@ -373,22 +373,27 @@ def test_perf_consumer_threads_stop_at_exactly_the_total_and_leave_the_rest():
     assert (q["messagesAcked"], q["messageCount"], q["deliveringCount"]) == (10, 3, 0), q
 
 
+def wait_links(p, name, consumers, sockets=None):
+    """(consumers the broker counts on queue name, sockets process p holds) once both
+    reach what is expected, or as they were after 10 s or when p ended."""
+    got = (None, None)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and p.poll() is None:
+        doc = stat_json("--queueName", name)
+        got = (doc["data"][0]["consumerCount"] if doc["data"] else 0, hamq_pid_sockets(p.pid))
+        if got == (consumers, sockets if sockets is not None else consumers):
+            break
+        time.sleep(0.1)
+    return got
+
+
 def test_perf_threads_open_one_connection_each_and_a_consumer_each():
     name = uniq("pconn")
     p = subprocess.Popen([ht.binary("hamq"), "perf", "consumer", "--url", url(), "--threads", "3",
                           "--duration", "3", "queue://" + name],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        consumers = sockets = None
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and p.poll() is None:
-            doc = stat_json("--queueName", name)
-            consumers = doc["data"][0]["consumerCount"] if doc["data"] else 0
-            sockets = hamq_pid_sockets(p.pid)
-            if consumers == 3:
-                break
-            time.sleep(0.1)
-        assert consumers == 3 and sockets == 3, (consumers, sockets)
+        assert wait_links(p, name, 3) == (3, 3)
         out, err = p.communicate(timeout=30)
         assert p.returncode == 0 and "--- total received:  0" in out, (out, err)
     finally:
@@ -403,16 +408,7 @@ def test_perf_client_gives_producers_and_consumers_their_own_connections_like_ar
                           "--rate", "20", "--duration", "3", "queue://" + name],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        consumers = sockets = None
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and p.poll() is None:
-            doc = stat_json("--queueName", name)
-            consumers = doc["data"][0]["consumerCount"] if doc["data"] else 0
-            sockets = hamq_pid_sockets(p.pid)
-            if consumers == 2 and sockets == 4:
-                break
-            time.sleep(0.1)
-        assert consumers == 2 and sockets == 4, (consumers, sockets)
+        assert wait_links(p, name, 2, 4) == (2, 4)
         out, err = p.communicate(timeout=30)
         fig = summary_figures(out)
         assert p.returncode == 0 and fig["sent"] == fig["received"] > 0, (out, err)
